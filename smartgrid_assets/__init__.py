@@ -1,0 +1,1 @@
+"""SmartGrid Analytics: a Dagster data-asset platform for smart-meter (AMI) analytics."""

@@ -1,0 +1,13 @@
+"""The code location: every asset under defs/, with storage built from settings at run time."""
+
+import dagster as dg
+
+from smartgrid_assets.defs import readings, registry, weather
+from smartgrid_assets.platform import Platform
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([registry, weather, readings]),
+    resources={
+        "platform": dg.ResourceDefinition(resource_fn=lambda _: Platform.from_environment()),
+    },
+)

@@ -1,0 +1,175 @@
+"""Which landed readings files hold which times: each file version is parsed once and cached.
+
+The landing zone is never modified. Each (key, etag) is parsed once into the lake's `_ingest/`
+cache together with its UTC time span, so a partition run reads only the files that touch it,
+whatever their names say. Identical content landed under two keys is used once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from smartgrid_assets import contract
+from smartgrid_assets.ingest.files import parse
+from smartgrid_assets.ingest.validate import FileRejected
+from smartgrid_assets.lake import Lake
+from smartgrid_assets.landing import LandedFile, LandingZone
+
+READINGS_PREFIX = "readings/"
+INDEX_PATH = "_ingest/readings_index.parquet"
+
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string()),
+        pa.field("etag", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("landed_at", contract.UTC_TS),
+        pa.field("status", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("rows", pa.int64()),
+        pa.field("rejected_rows", pa.int64()),
+        pa.field("min_ts", contract.UTC_TS),
+        pa.field("max_ts", contract.UTC_TS),
+    ]
+)
+
+REJECTED_CACHE_SCHEMA = pa.schema(
+    [
+        pa.field("source_file", pa.string()),
+        pa.field("row", pa.int64()),
+        pa.field("field", pa.string()),
+        pa.field("value", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("meter_id", pa.string()),
+        pa.field("ts", contract.UTC_TS),
+        pa.field("landed_at", contract.UTC_TS),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Refresh:
+    parsed: list[str]
+    quarantined: list[dict]
+
+
+def _cache_path(etag: str, part: str) -> str:
+    return f"_ingest/readings/{etag}.{part}.parquet"
+
+
+class ReadingsCatalog:
+    def __init__(self, landing: LandingZone, lake: Lake):
+        self.landing = landing
+        self.lake = lake
+
+    def index(self) -> pa.Table:
+        table = self.lake.read_table(INDEX_PATH)
+        return table if table is not None else INDEX_SCHEMA.empty_table()
+
+    def refresh(self) -> Refresh:
+        """Parse every landed readings file version not seen before; quarantine unusable ones."""
+        index = self.index()
+        seen = set(zip(index["key"].to_pylist(), index["etag"].to_pylist(), strict=True))
+        new = [
+            f
+            for f in sorted(
+                self.landing.list(READINGS_PREFIX), key=lambda f: (f.last_modified, f.key)
+            )
+            if (f.key, f.etag) not in seen
+        ]
+        rows, parsed, quarantined = [], [], []
+        for file in new:
+            entry = self._ingest(file)
+            rows.append(entry)
+            if entry["status"] == "quarantined":
+                quarantined.append({"key": file.key, "reason": entry["reason"]})
+            else:
+                parsed.append(file.key)
+        if rows:
+            added = pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+            self.lake.write_table(INDEX_PATH, pa.concat_tables([index, added]))
+        return Refresh(parsed=parsed, quarantined=quarantined)
+
+    def _ingest(self, file: LandedFile) -> dict:
+        entry = {
+            "key": file.key,
+            "etag": file.etag,
+            "size": file.size,
+            "landed_at": file.last_modified,
+            "status": "ok",
+            "reason": None,
+            "rows": 0,
+            "rejected_rows": 0,
+            "min_ts": None,
+            "max_ts": None,
+        }
+        try:
+            result = parse(
+                "readings", file.key, self.landing.read_bytes(file.key), file.last_modified
+            )
+        except FileRejected as exc:
+            self.landing.quarantine(file, exc.reason, dict(exc.details))
+            return entry | {"status": "quarantined", "reason": exc.reason}
+        readings = result.table
+        if readings.num_rows == 0:
+            sample = result.rejected.slice(0, 5).select(["row", "field", "value", "reason"])
+            reason = "no row could be read; every row breaks the contract"
+            self.landing.quarantine(file, reason, {"first_rejected_rows": sample.to_pylist()})
+            return entry | {"status": "quarantined", "reason": reason}
+        self.lake.write_table(_cache_path(file.etag, "readings"), readings)
+        rejected = result.rejected.select(REJECTED_CACHE_SCHEMA.names).cast(REJECTED_CACHE_SCHEMA)
+        self.lake.write_table(_cache_path(file.etag, "rejected"), rejected)
+        all_ts = pa.chunked_array(readings["ts"].chunks + rejected["ts"].chunks, contract.UTC_TS)
+        span = pc.min_max(all_ts)
+        return entry | {
+            "rows": readings.num_rows,
+            "rejected_rows": rejected.num_rows,
+            "min_ts": span["min"].as_py(),
+            "max_ts": span["max"].as_py(),
+        }
+
+    def files_between(self, start: datetime, end: datetime) -> pa.Table:
+        """Usable file versions holding times in [start, end): the latest version of each key,
+        and of identical contents the first landed."""
+        index = self.index()
+        current = self._current_versions(index)
+        ok = current.filter(pc.equal(current["status"], "ok"))
+        overlaps = pc.and_(
+            pc.less(ok["min_ts"], pa.scalar(end, contract.UTC_TS)),
+            pc.greater_equal(ok["max_ts"], pa.scalar(start, contract.UTC_TS)),
+        )
+        return ok.filter(overlaps)
+
+    def _current_versions(self, index: pa.Table) -> pa.Table:
+        listed = {(f.key, f.etag) for f in self.landing.list(READINGS_PREFIX)}
+        rows = [r for r in index.to_pylist() if (r["key"], r["etag"]) in listed]
+        rows.sort(key=lambda r: (r["landed_at"], r["key"]))
+        first_by_etag: dict[str, dict] = {}
+        for row in rows:
+            first_by_etag.setdefault(row["etag"], row)
+        return pa.Table.from_pylist(list(first_by_etag.values()), schema=INDEX_SCHEMA)
+
+    def readings(self, files: pa.Table, start: datetime, end: datetime) -> pa.Table:
+        tables = [
+            self.lake.read_table(_cache_path(e, "readings")) for e in files["etag"].to_pylist()
+        ]
+        table = pa.concat_tables(
+            [t for t in tables if t is not None] or [contract.READINGS.empty_table()]
+        )
+        keep = pc.and_(
+            pc.greater_equal(table["ts"], pa.scalar(start, contract.UTC_TS)),
+            pc.less(table["ts"], pa.scalar(end, contract.UTC_TS)),
+        )
+        return table.filter(keep)
+
+    def rejected(self, files: pa.Table) -> pa.Table:
+        tables = [
+            self.lake.read_table(_cache_path(e, "rejected")) for e in files["etag"].to_pylist()
+        ]
+        return pa.concat_tables(
+            [t for t in tables if t is not None] or [REJECTED_CACHE_SCHEMA.empty_table()]
+        )

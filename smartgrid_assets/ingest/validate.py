@@ -1,0 +1,198 @@
+"""Row-level validation of a landed table against field rules, in DuckDB.
+
+A readable file keeps its good rows; every bad field of a bad row becomes one rejected row that
+names the file, the row, the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+ROW = "__row"
+_OFFSET_RE = "(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+class FileRejected(Exception):
+    """A whole file cannot be used: it goes to quarantine with this reason."""
+
+    def __init__(self, reason: str, **details: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    sql_type: str
+    expected: str
+    required: bool = True
+    allowed: tuple[object, ...] = ()
+    check: str | None = None
+    default: str | None = None  # SQL literal used where an optional value is absent
+
+
+@dataclass(frozen=True)
+class Validated:
+    good: pa.Table
+    rejected: pa.Table
+
+
+def file_format(key: str) -> str:
+    name = key.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    raise FileRejected(f"unsupported file type of {key!r}: expected .csv, .csv.gz or .parquet")
+
+
+def read_tabular(key: str, data: bytes) -> pa.Table:
+    """Read a CSV (every column as text) or Parquet file; unreadable files are rejected whole."""
+    fmt = file_format(key)
+    if not data:
+        raise FileRejected("empty file (0 bytes)")
+    if fmt == "parquet":
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except (pa.ArrowException, OSError) as exc:
+            raise FileRejected(f"corrupt Parquet file: {exc}") from exc
+    else:
+        table = _read_csv(key, data)
+    if table.num_rows == 0:
+        raise FileRejected("empty file: a header but no data rows", columns=table.column_names)
+    return table
+
+
+def _read_csv(key: str, data: bytes) -> pa.Table:
+    if key.lower().endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise FileRejected(f"corrupt gzip file: {exc}") from exc
+    head = data[:65536].decode("utf-8", errors="replace").lstrip("\ufeff")
+    first_line = head.splitlines()[0] if head.strip() else ""
+    if not first_line.strip():
+        raise FileRejected("empty file: no header line")
+    names = next(csv.reader([first_line]))
+    try:
+        return pacsv.read_csv(
+            pa.BufferReader(data),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=True,
+                null_values=[""],
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise FileRejected(f"unreadable CSV: {exc}") from exc
+
+
+def require_columns(table: pa.Table, fields: list[Field]) -> None:
+    missing = [f.name for f in fields if f.required and f.name not in table.column_names]
+    if missing:
+        raise FileRejected(
+            f"missing column(s) {', '.join(missing)}; expected columns "
+            f"{', '.join(f.name for f in fields)}",
+            missing=missing,
+            found=table.column_names,
+        )
+    for f in fields:
+        if f.name in table.column_names and f.sql_type == "TIMESTAMPTZ":
+            col_type = table.schema.field(f.name).type
+            if pa.types.is_timestamp(col_type) and col_type.tz is None:
+                raise FileRejected(
+                    f"column {f.name} is a timestamp without time zone; the contract needs UTC "
+                    "instants (land such exports with an explicit time zone)",
+                    column=f.name,
+                )
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _value_expr(f: Field) -> str:
+    cast = f"TRY_CAST({_q(f.name)} AS {f.sql_type})"
+    if f.default is not None:
+        cast = f"COALESCE({cast}, CAST({f.default} AS {f.sql_type}))"
+    return f"{cast} AS {_q(f.name)}"
+
+
+def _ok_expr(f: Field, is_text: bool) -> str:
+    raw = _q(f.name)
+    cast = f"TRY_CAST({raw} AS {f.sql_type})"
+    conds = [f"{cast} IS NOT NULL"]
+    if is_text and f.sql_type == "TIMESTAMPTZ":
+        conds.append(f"regexp_matches(trim({raw}), '{_OFFSET_RE}')")
+    if f.allowed:
+        conds.append(f"{cast} IN ({', '.join(repr(a) for a in f.allowed)})")
+    if f.check:
+        conds.append(f.check.replace("{v}", cast))
+    ok = " AND ".join(conds)
+    missing = f"({raw} IS NULL OR trim({raw}) = '')" if is_text else f"{raw} IS NULL"
+    return f"CASE WHEN {missing} THEN {'false' if f.required else 'true'} ELSE ({ok}) END"
+
+
+def validate(
+    table: pa.Table, fields: list[Field], source_file: str, context: tuple[str, ...] = ()
+) -> Validated:
+    """Split a table into typed good rows and rejected rows (one per bad field).
+
+    Rejected rows carry the `context` fields (cast, null where unreadable) so that, say, a bad
+    value can still be traced to its meter and day.
+    """
+    require_columns(table, fields)
+    for f in fields:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, pa.string()))
+    present = fields
+    src = table.select([f.name for f in present]).append_column(
+        ROW, pa.array(range(1, table.num_rows + 1), pa.int64())
+    )
+    text = {f.name: pa.types.is_string(src.schema.field(f.name).type) for f in present}
+    oks = ", ".join(f"{_ok_expr(f, text[f.name])} AS {_q('ok_' + f.name)}" for f in present)
+    good_cols = ", ".join(_value_expr(f) for f in present)
+    all_ok = " AND ".join(_q("ok_" + f.name) for f in present)
+    by_name = {f.name: f for f in present}
+    ctx = "".join(
+        f", CASE WHEN c.{_q('ok_' + name)} THEN TRY_CAST(c.{_q(name)} AS "
+        f"{by_name[name].sql_type}) END AS {_q(name)}"
+        if name in by_name
+        else f", NULL AS {_q(name)}"
+        for name in context
+    )
+    rejects = " UNION ALL ".join(
+        f"SELECT {ROW} AS row, {_lit(f.name)} AS field, CAST({_q(f.name)} AS VARCHAR) AS value, "
+        f"CASE WHEN {_q(f.name)} IS NULL THEN {_lit('missing value; expected ' + f.expected)} "
+        f"ELSE {_lit('expected ' + f.expected)} END AS reason FROM checked "
+        f"WHERE NOT {_q('ok_' + f.name)}"
+        for f in present
+    )
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("src", src)
+        con.execute(f"CREATE TEMP TABLE checked AS SELECT *, {oks} FROM src")
+        good = con.sql(
+            f"SELECT {ROW}, {good_cols} FROM checked WHERE {all_ok} ORDER BY {ROW}"
+        ).to_arrow_table()
+        rejected = con.sql(
+            f"SELECT {_lit(source_file)} AS source_file, r.* {ctx} "
+            f"FROM ({rejects}) r JOIN checked c ON c.{ROW} = r.row ORDER BY row, field"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return Validated(good=good, rejected=rejected)

@@ -1,0 +1,125 @@
+"""From landed files to `raw_readings` and from raw to VEE'd `cleaned_readings`, by local day."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from smartgrid_assets import contract, vee
+from smartgrid_assets.days import day_bounds_utc
+from smartgrid_assets.ingest.files import local_day, rejected_readings
+from smartgrid_assets.pipeline.registry import current_meters
+from smartgrid_assets.platform import Platform
+
+
+@dataclass(frozen=True)
+class RawLoad:
+    rows_by_day: dict[str, int]
+    files: list[str]
+    rejected: pa.Table
+    quarantined: list[dict]
+
+
+@dataclass(frozen=True)
+class CleanLoad:
+    result: vee.VeeResult
+    rows_by_day: dict[str, int]
+
+
+def window_bounds(days: list[date], tz: str) -> tuple[datetime, datetime]:
+    return day_bounds_utc(days[0], tz)[0], day_bounds_utc(days[-1], tz)[1]
+
+
+def _unknown_meter_rejects(readings: pa.Table, known: pa.Array) -> tuple[pa.Table, pa.Table]:
+    is_known = pc.is_in(readings["meter_id"], value_set=known)
+    unknown = readings.filter(pc.invert(is_known))
+    n = unknown.num_rows
+    rejects = pa.table(
+        {
+            "source_file": unknown["source_file"],
+            "row": unknown["source_row"],
+            "field": pa.array(["meter_id"] * n, pa.string()),
+            "value": unknown["meter_id"],
+            "reason": pc.binary_join_element_wise(
+                "meter ", unknown["meter_id"], " is not in the meter registry", ""
+            ),
+            "meter_id": unknown["meter_id"],
+            "ts": unknown["ts"],
+            "landed_at": unknown["landed_at"],
+        }
+    )
+    return readings.filter(is_known), rejects
+
+
+def _write_days(
+    platform: Platform, table_name: str, table: pa.Table, days: list[date]
+) -> dict[str, int]:
+    """Write every day of the window whole, an empty day too, so a re-run replaces it."""
+    day_col = local_day(table["ts"], platform.tz)
+    counts = {}
+    for day in days:
+        part = table.filter(pc.equal(day_col, pa.scalar(day, pa.date32())))
+        platform.lake.write_partition(table_name, day, part)
+        counts[day.isoformat()] = part.num_rows
+    return counts
+
+
+def ingest_raw_readings(platform: Platform, days: list[date]) -> RawLoad:
+    """Parse new landed files and write the window's raw readings; bad rows to the warehouse."""
+    refresh = platform.catalog.refresh()
+    start, end = window_bounds(days, platform.tz)
+    files = platform.catalog.files_between(start, end)
+    readings = platform.catalog.readings(files, start, end)
+    readings, unknown = _unknown_meter_rejects(readings, current_meters(platform)["meter_id"])
+    readings = readings.sort_by(
+        [(c, "ascending") for c in ("meter_id", "channel", "ts", "landed_at", "source_file")]
+    )
+    rows_by_day = _write_days(
+        platform, "raw_readings", contract.conform(readings, contract.READINGS), days
+    )
+    parsed_rejects = platform.catalog.rejected(files)
+    rejected = rejected_readings(
+        pa.concat_tables([parsed_rejects, unknown.cast(parsed_rejects.schema)]), platform.tz
+    )
+    in_window = pc.or_kleene(
+        pc.is_in(rejected["day"], value_set=pa.array(days, pa.date32())),
+        pc.is_null(rejected["day"]),
+    )
+    rejected = rejected.filter(in_window).sort_by(
+        [("source_file", "ascending"), ("row", "ascending"), ("field", "ascending")]
+    )
+    keys = files["key"].to_pylist()
+    platform.warehouse.replace(
+        "rejected_readings", rejected, match={"source_file": keys, "day": [*days, None]}
+    )
+    return RawLoad(
+        rows_by_day=rows_by_day, files=keys, rejected=rejected, quarantined=refresh.quarantined
+    )
+
+
+def clean_readings(
+    platform: Platform, days: list[date], as_of: datetime, config: vee.VeeConfig | None = None
+) -> CleanLoad:
+    """VEE over the window, with the day before as context for runs and gaps across midnight."""
+    start, end = window_bounds(days, platform.tz)
+    context_days = [days[0] - timedelta(days=1), *days]
+    raw = platform.lake.read_days("raw_readings", context_days, contract.READINGS)
+    result = vee.apply(
+        raw,
+        current_meters(platform),
+        window_start=start,
+        window_end=end,
+        tz=platform.tz,
+        as_of=as_of,
+        config=config or vee.VeeConfig(),
+    )
+    rows_by_day = _write_days(platform, "cleaned_readings", result.cleaned, days)
+    platform.warehouse.replace(
+        "meter_day_sufficiency",
+        result.sufficiency,
+        match={"local_day": days},
+    )
+    return CleanLoad(result=result, rows_by_day=rows_by_day)

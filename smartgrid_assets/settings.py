@@ -1,0 +1,101 @@
+"""Every environment variable the product reads, in one place.
+
+No other module reads ``os.environ``: they take a ``Settings`` (usually from ``load_settings()``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """A setting has a value the product cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    tz: str
+    start_date: date
+    landing_url: str
+    lake_url: str
+    warehouse_url: str
+    aws_endpoint_url: str | None
+    aws_access_key_id: str | None
+    aws_secret_access_key: str | None
+    aws_region: str | None
+    mlflow_tracking_uri: str
+    alert_webhook_url: str | None
+    smtp_url: str | None
+    alert_email_to: str | None
+    dagster_home: str | None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    def aws_client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for boto3 clients, so MinIO and AWS S3 are reached the same way."""
+        kwargs = {
+            "endpoint_url": self.aws_endpoint_url,
+            "aws_access_key_id": self.aws_access_key_id,
+            "aws_secret_access_key": self.aws_secret_access_key,
+            "region_name": self.aws_region,
+        }
+        return {k: v for k, v in kwargs.items() if v}
+
+
+def _path_url(value: str) -> str:
+    """Plain paths become absolute ``file://`` URLs; ``s3://`` and other URLs pass through."""
+    if "://" in value:
+        return value
+    return Path(value).expanduser().resolve().as_uri()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    home = Path(get("SMARTGRID_HOME") or "./data").expanduser().resolve()
+    tz = get("SMARTGRID_TZ") or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f"SMARTGRID_TZ={tz!r} is not an IANA time zone (expected e.g. 'Europe/Berlin')"
+        ) from exc
+    start = get("SMARTGRID_START_DATE") or "2026-01-01"
+    try:
+        start_date = date.fromisoformat(start)
+    except ValueError as exc:
+        raise SettingsError(f"SMARTGRID_START_DATE={start!r} is not a date (YYYY-MM-DD)") from exc
+    warehouse = get("SMARTGRID_WAREHOUSE_URL") or f"duckdb:///{home / 'warehouse.duckdb'}"
+    if not warehouse.startswith(("duckdb://", "postgresql://", "postgres://")):
+        raise SettingsError(
+            f"SMARTGRID_WAREHOUSE_URL={warehouse!r}: expected duckdb:///path or postgresql://..."
+        )
+    return Settings(
+        home=home,
+        tz=tz,
+        start_date=start_date,
+        landing_url=_path_url(get("SMARTGRID_LANDING_URL") or str(home / "landing")),
+        lake_url=_path_url(get("SMARTGRID_LAKE_URL") or str(home / "lake")),
+        warehouse_url=warehouse,
+        aws_endpoint_url=get("AWS_ENDPOINT_URL"),
+        aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
+        aws_region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
+        mlflow_tracking_uri=get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        alert_webhook_url=get("SMARTGRID_ALERT_WEBHOOK_URL"),
+        smtp_url=get("SMARTGRID_SMTP_URL"),
+        alert_email_to=get("SMARTGRID_ALERT_EMAIL_TO"),
+        dagster_home=get("DAGSTER_HOME"),
+    )

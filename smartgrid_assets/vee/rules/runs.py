@@ -1,0 +1,59 @@
+"""`flat_line` and `zero_run`: long runs of one repeated value on the delivered channel.
+
+A run is a sequence of contiguous intervals (each starting where the previous one ends) of
+one meter-channel with identical non-zero values (|diff| <= `flat_line_tolerance_kwh`:
+`flat_line`) or exact zeros (`zero_run`). A run lasting at least `flat_line_min_minutes` /
+`zero_run_min_minutes` marks every one of its rows `S`. Runs are computed over the whole
+input, so a run that starts in the context day and crosses midnight is seen. The `received`
+channel is exempt: zero export at night is normal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..arrays import run_minutes, same_as_previous
+from ..config import VeeConfig
+
+US_PER_MINUTE = 60_000_000
+
+
+def contiguous(gid: np.ndarray, ts_us: np.ndarray, interval_minutes: np.ndarray) -> np.ndarray:
+    """True where a row starts exactly where the previous row of its group ends."""
+    link = same_as_previous(gid)
+    if len(gid) > 1:
+        ends = np.asarray(ts_us[:-1], dtype=np.int64) + (
+            np.asarray(interval_minutes[:-1], dtype=np.int64) * US_PER_MINUTE
+        )
+        link[1:] &= np.asarray(ts_us[1:], dtype=np.int64) == ends
+    return link
+
+
+def flat_line(
+    kwh: np.ndarray,
+    link: np.ndarray,
+    interval_minutes: np.ndarray,
+    eligible: np.ndarray,
+    config: VeeConfig,
+) -> np.ndarray:
+    """True on rows of a long run of identical non-zero values (`link` from `contiguous`)."""
+    kwh = np.asarray(kwh, dtype=np.float64)
+    member = eligible & (kwh != 0)
+    same_value = np.zeros(len(kwh), dtype=bool)
+    if len(kwh) > 1:
+        same_value[1:] = np.abs(kwh[1:] - kwh[:-1]) <= config.flat_line_tolerance_kwh
+    minutes = run_minutes(member, link & same_value, interval_minutes)
+    return member & (minutes >= config.flat_line_min_minutes)
+
+
+def zero_run(
+    kwh: np.ndarray,
+    link: np.ndarray,
+    interval_minutes: np.ndarray,
+    eligible: np.ndarray,
+    config: VeeConfig,
+) -> np.ndarray:
+    """True on rows of a long run of exact zeros (`link` from `contiguous`)."""
+    member = eligible & (np.asarray(kwh) == 0)
+    minutes = run_minutes(member, link, interval_minutes)
+    return member & (minutes >= config.zero_run_min_minutes)

@@ -1,0 +1,61 @@
+"""`spike`: a reading far above the meter's own history and both its neighbours.
+
+Fires when all hold:
+- robust z-score against the meter-channel's readings in the input (context included),
+  (kwh - median) / (MAD x 1.4826), is above `spike_z`;
+- kwh > `spike_neighbour_ratio` x max(previous, next reading of the meter-channel);
+- kwh > `spike_min_kwh`.
+A high but normal peak (an evening ramp) has high neighbours and does not fire. The reading
+is kept as read, quality `S`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..arrays import SortedGroups, following, previous
+from ..config import VeeConfig
+
+MAD_TO_SIGMA = 1.4826
+
+
+def robust_z(
+    kwh: np.ndarray, gid: np.ndarray, n_groups: int, groups: SortedGroups | None = None
+) -> np.ndarray:
+    """Robust z-score of each reading within its group (rows sorted by `gid`).
+
+    A group with zero MAD gives +/-inf for readings off its median (0 on it). `groups` may
+    pass the already sorted values (`SortedGroups(kwh, gid, n_groups)`) to save a sort.
+    """
+    kwh = np.asarray(kwh, dtype=np.float64)
+    groups = groups or SortedGroups(kwh, gid, n_groups)
+    group_median = groups.median()
+    deviation = kwh - group_median[gid]
+    scale = groups.mad(group_median)[gid] * MAD_TO_SIGMA
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = deviation / scale
+    return np.where(deviation == 0, 0.0, z)
+
+
+def spike(
+    kwh: np.ndarray,
+    gid: np.ndarray,
+    n_groups: int,
+    same_prev: np.ndarray,
+    config: VeeConfig,
+    groups: SortedGroups | None = None,
+) -> np.ndarray:
+    """True on spikes. Rows sorted by group and time; `same_prev` marks rows whose previous
+    row is in the same group; `groups` as in `robust_z`."""
+    kwh = np.asarray(kwh, dtype=np.float64)
+    if len(kwh) == 0:
+        return np.zeros(0, dtype=bool)
+    z = robust_z(kwh, gid, n_groups, groups)
+    neighbour = np.fmax(previous(kwh, same_prev), following(kwh, same_prev))
+    with np.errstate(invalid="ignore"):
+        return (
+            (z > config.spike_z)
+            & ~np.isnan(neighbour)
+            & (kwh > config.spike_neighbour_ratio * neighbour)
+            & (kwh > config.spike_min_kwh)
+        )

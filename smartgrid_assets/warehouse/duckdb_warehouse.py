@@ -1,0 +1,165 @@
+"""The embedded warehouse: one DuckDB file, plus the lake's tables as read-only views."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from smartgrid_assets.lake import Lake
+from smartgrid_assets.warehouse.base import (
+    ReadOnlyViolation,
+    Warehouse,
+    WarehouseBusy,
+    WarehouseError,
+    Window,
+)
+
+LAKE_TABLES = ("raw_readings", "cleaned_readings", "meter_hourly")
+_READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBWarehouse(Warehouse):
+    def __init__(self, path: Path, lake: Lake | None = None, busy_timeout_s: float = 120.0):
+        self.path = Path(path)
+        self.url = f"duckdb:///{self.path}"
+        self.lake = lake
+        self.busy_timeout_s = busy_timeout_s
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if read_only and not self.path.exists():
+            raise WarehouseError(
+                f"warehouse {self.path} does not exist yet: materialize the assets first"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if _is_lock_error(exc):
+                raise WarehouseBusy(
+                    f"warehouse busy: {self.path} is held by a running writer; retry in a moment"
+                ) from exc
+            raise
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    @contextmanager
+    def _connection(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; waits (with backoff) while another process writes."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = self._open(read_only)
+                break
+            except WarehouseBusy:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def replace(
+        self,
+        table: str,
+        data: pa.Table,
+        match: Mapping[str, Sequence[object]] | None = None,
+        window: Window | None = None,
+    ) -> int:
+        with self._connection(read_only=False) as con:
+            con.register("__data", data)
+            con.execute("BEGIN")
+            try:
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_q(table)} AS SELECT * FROM __data LIMIT 0"
+                )
+                where, params = _match_sql(match, window)
+                con.execute(f"DELETE FROM {_q(table)} WHERE {where}", params)
+                cols = ", ".join(_q(c) for c in data.column_names)
+                con.execute(f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM __data")
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+        return data.num_rows
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        with self._connection(read_only=True) as con:
+            self._register_lake(con)
+            return con.sql(sql, params=list(params) or None).to_arrow_table()
+
+    def query_readonly(self, sql: str) -> pa.Table:
+        con = self._open(read_only=True)
+        try:
+            self._register_lake(con)
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            statements = con.extract_statements(sql)
+            if not statements:
+                raise WarehouseError("empty query")
+            for statement in statements:
+                kind = statement.type.name
+                if kind not in _READ_STATEMENTS:
+                    raise ReadOnlyViolation(
+                        f"refused: {kind} statements are not allowed; the warehouse is "
+                        "read-only here (only SELECT, SHOW, DESCRIBE and EXPLAIN)"
+                    )
+            result = None
+            for statement in statements:
+                result = con.sql(statement.query)
+            return result.to_arrow_table() if result is not None else pa.table({})
+        except duckdb.Error as exc:
+            raise WarehouseError(str(exc).splitlines()[0]) from exc
+        finally:
+            con.close()
+
+    def tables(self) -> list[str]:
+        with self._connection(read_only=True) as con:
+            names = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+        lake = [t for t in LAKE_TABLES if self.lake is not None and self.lake.dataset(t)]
+        return sorted(set(names) | set(lake))
+
+    def _register_lake(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Expose the lake's readings-level tables as views (a pyarrow scan: local or S3)."""
+        if self.lake is None:
+            return
+        for name in LAKE_TABLES:
+            dataset = self.lake.dataset(name)
+            if dataset is not None:
+                con.register(name, dataset)
+
+
+def _match_sql(
+    match: Mapping[str, Sequence[object]] | None, window: Window | None
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if window is not None:
+        clauses.append(f"{_q(window.column)} >= ? AND {_q(window.column)} < ?")
+        params += [window.start, window.end]
+    for column, values in (match or {}).items():
+        values = list(values)
+        parts = []
+        non_null = [v for v in values if v is not None]
+        if non_null:
+            parts.append(f"{_q(column)} IN (SELECT unnest(?))")
+            params.append(non_null)
+        if len(non_null) < len(values):
+            parts.append(f"{_q(column)} IS NULL")
+        clauses.append("(" + " OR ".join(parts) + ")" if parts else "false")
+    return " AND ".join(clauses) or "true", params

@@ -1,0 +1,20 @@
+"""Choose the warehouse implementation from SMARTGRID_WAREHOUSE_URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from smartgrid_assets.lake import Lake
+from smartgrid_assets.settings import Settings
+from smartgrid_assets.warehouse.base import Warehouse, WarehouseError
+from smartgrid_assets.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+
+def warehouse(settings: Settings, lake: Lake | None = None) -> Warehouse:
+    url = settings.warehouse_url
+    lake = lake if lake is not None else Lake.from_settings(settings)
+    if url.startswith("duckdb://"):
+        return DuckDBWarehouse(Path(url.removeprefix("duckdb://")), lake=lake)
+    raise WarehouseError(
+        f"SMARTGRID_WAREHOUSE_URL={url!r}: the PostgreSQL warehouse is not available yet"
+    )
