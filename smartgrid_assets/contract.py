@@ -136,6 +136,99 @@ WEATHER_FORECAST = _schema(
     "Forecast temperature as issued, so a forecast only uses what was known at issued_at.",
 )
 
+METER_HOURLY = _schema(
+    "meter_hourly",
+    "1.0",
+    [
+        pa.field("meter_id", pa.string(), nullable=False),
+        pa.field("ts", UTC_TS, nullable=False),
+        pa.field("kwh_delivered", pa.float64(), nullable=False),
+        pa.field("kwh_received", pa.float64(), nullable=False),
+        pa.field("kwh_net", pa.float64(), nullable=False),
+        pa.field("intervals", pa.int32(), nullable=False),
+        pa.field("intervals_estimated", pa.int32(), nullable=False),
+        pa.field("intervals_suspect", pa.int32(), nullable=False),
+    ],
+    "Cleaned energy per meter and local clock hour (ts is the hour's UTC start). kwh_net is "
+    "delivered minus received; intervals counts the readings behind the hour by quality.",
+)
+
+FEEDER_HOURLY = _schema(
+    "feeder_hourly",
+    "1.0",
+    [
+        pa.field("level", pa.string(), nullable=False),
+        pa.field("asset_id", pa.string(), nullable=False),
+        pa.field("ts", UTC_TS, nullable=False),
+        pa.field("local_day", pa.date32(), nullable=False),
+        pa.field("kwh", pa.float64(), nullable=False),
+        pa.field("meters", pa.int32(), nullable=False),
+        pa.field("intervals_estimated", pa.int32(), nullable=False),
+        pa.field("intervals_suspect", pa.int32(), nullable=False),
+        pa.field("region", pa.string()),
+        pa.field("temperature_c", pa.float64()),
+        pa.field("temperature_forecast_c", pa.float64()),
+    ],
+    "Net energy per hour rolled up by level (transformer, feeder, substation, system). "
+    "temperature_forecast_c is the day-ahead forecast: issued at 00:00 local the day before.",
+)
+
+LOAD_FORECASTS = _schema(
+    "load_forecasts",
+    "1.0",
+    [
+        pa.field("level", pa.string(), nullable=False),
+        pa.field("asset_id", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("issued_at", UTC_TS, nullable=False),
+        pa.field("target_day", pa.date32(), nullable=False),
+        pa.field("ts", UTC_TS, nullable=False),
+        pa.field("p10", pa.float64(), nullable=False),
+        pa.field("p50", pa.float64(), nullable=False),
+        pa.field("p90", pa.float64(), nullable=False),
+    ],
+    "Hourly kWh forecasts as issued; a later forecast for the same target never overwrites one "
+    "issued earlier.",
+)
+
+FORECAST_ACCURACY = _schema(
+    "forecast_accuracy",
+    "1.0",
+    [
+        pa.field("level", pa.string(), nullable=False),
+        pa.field("asset_id", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("issued_at", UTC_TS, nullable=False),
+        pa.field("target_day", pa.date32(), nullable=False),
+        pa.field("hours", pa.int32(), nullable=False),
+        pa.field("mae", pa.float64(), nullable=False),
+        pa.field("mae_naive_1d", pa.float64(), nullable=False),
+        pa.field("rmae", pa.float64()),
+        pa.field("coverage_p10_p90", pa.float64(), nullable=False),
+    ],
+    "Accuracy of each issued forecast once actuals exist; rmae = mae / mae_naive_1d.",
+)
+
+ANOMALY_EVENTS = _schema(
+    "anomaly_events",
+    "1.0",
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("meter_id", pa.string()),
+        pa.field("asset_id", pa.string()),
+        pa.field("start", UTC_TS, nullable=False),
+        pa.field("end", UTC_TS, nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("evidence", pa.string(), nullable=False),
+        pa.field("detector_version", pa.string(), nullable=False),
+    ],
+    "Anomaly events; event_id is stable across partitions and re-runs (type, subject, start), "
+    "and an event that continues across days is one event. evidence is JSON.",
+)
+
+
 SCHEMAS: dict[str, pa.Schema] = {
     s.metadata[b"smartgrid.name"].decode(): s
     for s in (
@@ -146,6 +239,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         TRANSFORMERS,
         WEATHER_OBSERVED,
         WEATHER_FORECAST,
+        METER_HOURLY,
+        FEEDER_HOURLY,
+        LOAD_FORECASTS,
+        FORECAST_ACCURACY,
+        ANOMALY_EVENTS,
     )
 }
 

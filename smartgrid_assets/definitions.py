@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from smartgrid_assets.defs import readings, registry, weather
+from smartgrid_assets.defs import features, readings, registry, weather
 from smartgrid_assets.platform import Platform
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([registry, weather, readings]),
+    assets=dg.load_assets_from_modules([registry, weather, readings, features]),
     resources={
         "platform": dg.ResourceDefinition(resource_fn=lambda _: Platform.from_environment()),
     },

@@ -923,3 +923,20 @@ def test_dst_profile_leaves_out_the_first_of_the_repeated_hours():
         assert row["vee_rules"] == ["estimate.profile"]
         # only the context day counts, not the window day's first 02:00-03:00 (CEST)
         assert row["kwh"] == pytest.approx(2 * load(local.hour * 4 + local.minute // 15))
+
+
+def test_solar_meter_importing_nothing_while_exporting_is_no_zero_run():
+    midday = {window_index(10) + k: 0.0 for k in range(24)}  # 10:00-16:00
+    export = {window_index(10) + k: 0.5 + 0.01 * k for k in range(24)}
+    rows = with_values(normal_days("S1"), midday) + with_values(
+        normal_days("S1", channel="received", source_file="r.csv"), export
+    )
+    result = run(rows, [meter("S1", has_solar=True)])
+    assert result.flags_by_rule["zero_run"] == 0
+    # an outage reads zero on both channels: a zero run on delivered
+    rows = with_values(normal_days("S1"), midday) + with_values(
+        normal_days("S1", channel="received", source_file="r.csv"), dict.fromkeys(midday, 0.0)
+    )
+    result = run(rows, [meter("S1", has_solar=True)])
+    assert result.flags_by_rule["zero_run"] == 24
+    assert {r["quality"] for r in rows_of(result, "S1", "received")} == {"A"}

@@ -195,10 +195,29 @@ def test_spike_at_series_edges_uses_the_one_neighbour():
 
 
 def test_robust_z_with_zero_mad():
-    values = np.zeros(20)
+    values = np.full(20, 0.2)
     values[3] = 1.0
     z = spike.robust_z(values, np.zeros(20, dtype=np.int64), 1)
     assert np.isinf(z[3]) and z[3] > 0 and (z[np.arange(20) != 3] == 0).all()
+
+
+def test_robust_z_ignores_zeros():
+    # a solar export channel: zero at night, a varying production by day
+    day = 0.3 + 0.2 * np.sin(np.linspace(0, np.pi, 40))
+    values = np.concatenate([np.zeros(56), day])
+    values[60] = 0.12  # a cloud edge: low, not a spike
+    z = spike.robust_z(values, np.zeros(len(values), dtype=np.int64), 1)
+    assert z[60] < 0 and (z[:56] <= 0).all()
+
+
+def test_spike_on_an_export_channel_cloud_edge_is_not_flagged():
+    # night zeros dominate an export channel: statistics over all readings would give
+    # median 0 and MAD 0, making the cloud edge (0.15 between 0.03s) an infinite-z "spike"
+    day = 0.35 + 0.1 * np.sin(np.arange(30))
+    values = np.concatenate([np.zeros(60), [0.03, 0.15, 0.03], day, np.zeros(40)])
+    assert not spike_case(values).any()
+    values[80] = 4.0  # a real spike on the same channel
+    assert np.flatnonzero(spike_case(values)).tolist() == [80]
 
 
 # --- runs -----------------------------------------------------------------------------------
@@ -248,7 +267,7 @@ def test_run_minutes():
 # --- group statistics -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sizes", [[5, 5, 5], [1, 4, 7, 2], [1, 50]])
+@pytest.mark.parametrize("sizes", [[5, 5, 5], [1, 4, 7, 2], [1, 50], [3, 0, 4]])
 def test_group_median_matches_numpy(sizes):
     rng = np.random.default_rng(len(sizes))
     gid = np.repeat(np.arange(len(sizes)), sizes)
@@ -258,13 +277,25 @@ def test_group_median_matches_numpy(sizes):
     for g in range(len(sizes)):
         sel = values[(gid == g) & valid]
         assert got[g] == pytest.approx(np.median(sel)) if len(sel) else np.isnan(got[g])
+    values[rng.random(len(gid)) < 0.3] = 0.0
     groups = SortedGroups(values, gid, len(sizes))
     med = groups.median()
     mad = groups.mad(med)
+    nz_med = groups.median(exclude_zero=True)
+    nz_mad = groups.mad(nz_med, exclude_zero=True)
     for g in range(len(sizes)):
         sel = values[gid == g]
+        if len(sel) == 0:
+            assert np.isnan(med[g]) and np.isnan(mad[g]) and np.isnan(nz_med[g])
+            continue
         assert med[g] == pytest.approx(np.median(sel))
         assert mad[g] == pytest.approx(np.median(np.abs(sel - np.median(sel))))
+        nz = sel[sel != 0]
+        if len(nz):
+            assert nz_med[g] == pytest.approx(np.median(nz))
+            assert nz_mad[g] == pytest.approx(np.median(np.abs(nz - np.median(nz))))
+        else:
+            assert np.isnan(nz_med[g]) and np.isnan(nz_mad[g])
 
 
 # --- time grid and estimation ---------------------------------------------------------------

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pyarrow.compute as pc
 
+from smartgrid_assets import vee
 from smartgrid_assets.defs.common import (
     WAREHOUSE_POOL,
     daily_partitions,
@@ -58,6 +59,7 @@ def raw_readings(
     ],
     pool=WAREHOUSE_POOL,
     kinds={"parquet"},
+    code_version=vee.VEE_VERSION,
 )
 def cleaned_readings(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
@@ -80,8 +82,6 @@ def cleaned_readings(
             "meter_days_below_90pct": dg.MetadataValue.int(
                 int(pc.sum(pc.less(sufficiency, 0.9)).as_py() or 0)
             ),
-            "vee_version": dg.MetadataValue.text(
-                result.cleaned["vee_version"][0].as_py() if result.cleaned.num_rows else ""
-            ),
+            "vee_version": dg.MetadataValue.text(vee.VEE_VERSION),
         }
     )

@@ -54,7 +54,7 @@ def _unknown_meter_rejects(readings: pa.Table, known: pa.Array) -> tuple[pa.Tabl
     return readings.filter(is_known), rejects
 
 
-def _write_days(
+def write_days(
     platform: Platform, table_name: str, table: pa.Table, days: list[date]
 ) -> dict[str, int]:
     """Write every day of the window whole, an empty day too, so a re-run replaces it."""
@@ -77,7 +77,7 @@ def ingest_raw_readings(platform: Platform, days: list[date]) -> RawLoad:
     readings = readings.sort_by(
         [(c, "ascending") for c in ("meter_id", "channel", "ts", "landed_at", "source_file")]
     )
-    rows_by_day = _write_days(
+    rows_by_day = write_days(
         platform, "raw_readings", contract.conform(readings, contract.READINGS), days
     )
     parsed_rejects = platform.catalog.rejected(files)
@@ -116,7 +116,7 @@ def clean_readings(
         as_of=as_of,
         config=config or vee.VeeConfig(),
     )
-    rows_by_day = _write_days(platform, "cleaned_readings", result.cleaned, days)
+    rows_by_day = write_days(platform, "cleaned_readings", result.cleaned, days)
     platform.warehouse.replace(
         "meter_day_sufficiency",
         result.sufficiency,

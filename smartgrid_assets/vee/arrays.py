@@ -51,76 +51,101 @@ def following(values: np.ndarray, same_prev: np.ndarray, fill: float = np.nan) -
 
 
 class SortedGroups:
-    """Each group's values as one row of a NaN-padded 2-D array, sorted ascending.
+    """Each group's values sorted ascending, for order statistics by index look-up.
 
     Rows must be sorted by `gid`. Dense data (groups of similar size: one or two days of
-    interval data per meter-channel) take one 2-D sort; ragged data (one group far larger than
-    the others) use a lexsort instead. Statistics are then simple index look-ups.
+    interval data per meter-channel) become one NaN-padded 2-D array sorted along its rows;
+    ragged data (one group far larger than the others) use one lexsort. NaN values are ignored
+    (they sort last within their group).
     """
 
     def __init__(self, values: np.ndarray, gid: np.ndarray, n_groups: int) -> None:
         vals = np.asarray(values, dtype=np.float64)
-        sizes = np.bincount(gid, minlength=n_groups) if len(gid) else np.zeros(n_groups, int)
-        width = int(sizes.max()) if n_groups else 0
+        gid = np.asarray(gid, dtype=np.int64)
+        sizes = np.bincount(gid, minlength=n_groups).astype(np.int64)
+        width = int(sizes.max()) if n_groups and len(gid) else 0
         starts = np.zeros(n_groups, dtype=np.int64)
         if n_groups:
             np.cumsum(sizes[:-1], out=starts[1:])
+        self.n_groups = n_groups
+        self._width: int | None = width
         if n_groups and int(sizes.min()) == width:
             grid = vals.reshape(n_groups, width).copy()
-            grid.sort(axis=1)
-            self._flat, self._width = grid.ravel(), width
-            self._starts = np.arange(n_groups, dtype=np.int64) * width
         elif n_groups * width <= 2 * len(vals) + 1024:
-            pos = np.arange(len(vals), dtype=np.int64) - starts[gid]
             grid = np.full((n_groups, width), np.nan)
-            grid[gid, pos] = vals
-            grid.sort(axis=1)  # NaN sorts last
-            self._flat, self._width = grid.ravel(), width
-            self._starts = np.arange(n_groups, dtype=np.int64) * width
+            grid[gid, np.arange(len(vals), dtype=np.int64) - starts[gid]] = vals
         else:
-            order = np.lexsort((vals, gid))  # NaN sorts last within each group
-            self._flat, self._width = vals[order], None
-            self._starts = starts
-        self.n_groups = n_groups
-        self.counts = sizes - np.bincount(gid, weights=np.isnan(vals), minlength=n_groups).astype(
-            np.int64
-        )
+            grid = None
+        if grid is not None:
+            grid.sort(axis=1)
+            self._flat = grid.ravel()
+            self._starts = np.arange(n_groups, dtype=np.int64) * width
+            self._gid = None
+        else:
+            order = np.lexsort((vals, gid))
+            self._flat, self._width, self._starts, self._gid = vals[order], None, starts, gid
+        self.counts = self.count(~np.isnan(self._flat))
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """Per group, how many sorted values a mask (aligned with the sorted values) selects."""
+        if self._width is not None:
+            return mask.reshape(self.n_groups, self._width).sum(axis=1, dtype=np.int64)
+        return np.bincount(self._gid, weights=mask, minlength=self.n_groups).astype(np.int64)
 
     def _at(self, group: np.ndarray, offset: np.ndarray) -> np.ndarray:
         return self._flat[self._starts[group] + offset]
 
-    def band_median(self, first: np.ndarray, count: np.ndarray) -> np.ndarray:
-        """Median of each group's sorted values at positions [first, first + count)."""
+    def band_median(
+        self,
+        first: np.ndarray,
+        count: np.ndarray,
+        skip_at: np.ndarray | None = None,
+        skip: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Median of each group's sorted values at positions [first, first + count).
+
+        With `skip_at` / `skip`, the `skip` values starting at position `skip_at` are left
+        out (and `count` must not include them).
+        """
         out = np.full(self.n_groups, np.nan)
         has = np.flatnonzero(count > 0)
         lo = first[has] + (count[has] - 1) // 2
         hi = first[has] + count[has] // 2
+        if skip is not None and skip_at is not None:
+            at, n = skip_at[has], skip[has]
+            lo = np.where(lo >= at, lo + n, lo)
+            hi = np.where(hi >= at, hi + n, hi)
         out[has] = 0.5 * (self._at(has, lo) + self._at(has, hi))
         return out
 
-    def median(self) -> np.ndarray:
-        """Median per group (NaN for an empty group)."""
-        return self.band_median(np.zeros(self.n_groups, dtype=np.int64), self.counts)
+    def median(self, exclude_zero: bool = False) -> np.ndarray:
+        """Median per group (NaN for a group without values), optionally of non-zero values."""
+        start = np.zeros(self.n_groups, dtype=np.int64)
+        if not exclude_zero:
+            return self.band_median(start, self.counts)
+        negative = self.count(self._flat < 0)
+        zero = self.count(self._flat == 0)
+        return self.band_median(start, self.counts - zero, skip_at=negative, skip=zero)
 
-    def mad(self, median: np.ndarray) -> np.ndarray:
-        """Median absolute deviation from `median` per group (unscaled)."""
+    def mad(self, median: np.ndarray, exclude_zero: bool = False) -> np.ndarray:
+        """Median absolute deviation from `median` per group (unscaled), optionally of the
+        non-zero values only."""
         if self._width is None:
-            gid = np.repeat(
-                np.arange(self.n_groups), np.diff(np.append(self._starts, len(self._flat)))
-            )
-            return SortedGroups(np.abs(self._flat - median[gid]), gid, self.n_groups).median()
+            dev = np.abs(self._flat - median[self._gid])
+            if exclude_zero:
+                dev[self._flat == 0] = np.nan
+            return SortedGroups(dev, self._gid, self.n_groups).median()
         dev = np.abs(self._flat.reshape(self.n_groups, self._width) - median[:, None])
+        if exclude_zero:
+            dev[self._flat.reshape(dev.shape) == 0] = np.nan
         dev.sort(axis=1)
-        return SortedGroups._from_sorted(dev, self.counts).median()
-
-    @classmethod
-    def _from_sorted(cls, grid: np.ndarray, counts: np.ndarray) -> SortedGroups:
-        obj = cls.__new__(cls)
-        obj.n_groups, width = grid.shape
-        obj._flat, obj._width = grid.ravel(), width
-        obj._starts = np.arange(obj.n_groups, dtype=np.int64) * width
-        obj.counts = counts
-        return obj
+        counts = (~np.isnan(dev)).sum(axis=1, dtype=np.int64)
+        start = np.zeros(self.n_groups, dtype=np.int64)
+        out = np.full(self.n_groups, np.nan)
+        has = np.flatnonzero(counts > 0)
+        lo, hi = start[has] + (counts[has] - 1) // 2, start[has] + counts[has] // 2
+        out[has] = 0.5 * (dev[has, lo] + dev[has, hi])
+        return out
 
 
 def group_median(

@@ -307,15 +307,21 @@ def apply(
     link = runs.contiguous(gid, ts, interval)
     delivered = ~received
     rule[runs.flat_line(kwh, link, interval, delivered, config)] |= BIT["flat_line"]
-    rule[runs.zero_run(kwh, link, interval, delivered, config)] |= BIT["zero_run"]
+    has_received = np.zeros(n_meters, dtype=bool)
+    has_received[m[received]] = True
+    zero_eligible = delivered
+    two_channel = np.flatnonzero(delivered & has_received[m] & (kwh == 0))
+    if len(two_channel):
+        busy = runs.exporting(key_of(gkey[two_channel] + 1, ts[two_channel]), key, kwh)
+        zero_eligible = delivered.copy()
+        zero_eligible[two_channel[busy]] = False
+    rule[runs.zero_run(kwh, link, interval, zero_eligible, config)] |= BIT["zero_run"]
     suspect = (rule & flags.SUSPECT_MASK) != 0
 
     # --- expected grid, gaps and estimates --------------------------------------------------
     win_days, win_bounds = local_days(ws, we, tz)
     win_bounds = np.clip(win_bounds, ws, we)
     n_days = len(win_days)
-    has_received = np.zeros(n_meters, dtype=bool)
-    has_received[m[received]] = True
     expect = np.zeros(n_gkeys, dtype=bool)
     expect[0::2] = True
     expect[1::2] = reg.has_solar & (has_received | (not config.received_requires_data))

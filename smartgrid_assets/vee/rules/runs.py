@@ -5,7 +5,9 @@ one meter-channel with identical non-zero values (|diff| <= `flat_line_tolerance
 `flat_line`) or exact zeros (`zero_run`). A run lasting at least `flat_line_min_minutes` /
 `zero_run_min_minutes` marks every one of its rows `S`. Runs are computed over the whole
 input, so a run that starts in the context day and crosses midnight is seen. The `received`
-channel is exempt: zero export at night is normal.
+channel is exempt: zero export at night is normal. Likewise a solar meter imports nothing
+while it exports, so a `delivered` zero at a slot where the `received` channel reads more
+than zero is no part of a zero run (a dead meter or an outage reads zero on both).
 """
 
 from __future__ import annotations
@@ -57,3 +59,16 @@ def zero_run(
     member = eligible & (np.asarray(kwh) == 0)
     minutes = run_minutes(member, link, interval_minutes)
     return member & (minutes >= config.zero_run_min_minutes)
+
+
+def exporting(received_key: np.ndarray, key: np.ndarray, kwh: np.ndarray) -> np.ndarray:
+    """True where the reading with sort key `received_key` exists and is > 0.
+
+    `key` / `kwh` are all readings sorted by key; `received_key` is the key of the received
+    channel at the slot of each delivered reading asked about.
+    """
+    if len(key) == 0:
+        return np.zeros(len(received_key), dtype=bool)
+    pos = np.searchsorted(key, received_key)
+    at = np.minimum(pos, len(key) - 1)
+    return (pos < len(key)) & (key[at] == received_key) & (kwh[at] > 0)

@@ -1,8 +1,11 @@
 """`spike`: a reading far above the meter's own history and both its neighbours.
 
 Fires when all hold:
-- robust z-score against the meter-channel's readings in the input (context included),
-  (kwh - median) / (MAD x 1.4826), is above `spike_z`;
+- robust z-score against the meter-channel's non-zero readings in the input (context
+  included), (kwh - median) / (MAD x 1.4826), is above `spike_z`. Zeros are left out of the
+  statistics: a solar meter exports nothing at night and imports nothing while the sun
+  shines, and with half its readings at zero the median and MAD would make every cloud edge
+  a "spike";
 - kwh > `spike_neighbour_ratio` x max(previous, next reading of the meter-channel);
 - kwh > `spike_min_kwh`.
 A high but normal peak (an evening ramp) has high neighbours and does not fire. The reading
@@ -24,17 +27,19 @@ def robust_z(
 ) -> np.ndarray:
     """Robust z-score of each reading within its group (rows sorted by `gid`).
 
-    A group with zero MAD gives +/-inf for readings off its median (0 on it). `groups` may
-    pass the already sorted values (`SortedGroups(kwh, gid, n_groups)`) to save a sort.
+    Median and MAD are of the group's non-zero readings. A group with zero MAD gives +/-inf
+    for readings off its median (0 on it). `groups` may pass the already sorted values
+    (`SortedGroups(kwh, gid, n_groups)`) to save a sort.
     """
     kwh = np.asarray(kwh, dtype=np.float64)
-    groups = groups or SortedGroups(kwh, gid, n_groups)
-    group_median = groups.median()
+    if groups is None:
+        groups = SortedGroups(kwh, gid, n_groups)
+    group_median = groups.median(exclude_zero=True)
     deviation = kwh - group_median[gid]
-    scale = groups.mad(group_median)[gid] * MAD_TO_SIGMA
+    scale = groups.mad(group_median, exclude_zero=True)[gid] * MAD_TO_SIGMA
     with np.errstate(divide="ignore", invalid="ignore"):
         z = deviation / scale
-    return np.where(deviation == 0, 0.0, z)
+    return np.where((deviation == 0) | np.isnan(deviation), 0.0, z)
 
 
 def spike(

@@ -82,7 +82,8 @@ def _positive_median(
     """Per group, the median of values in (0, high] (high: the group's largest per-row limit)."""
     _, starts = segment_ids(gid)
     ceiling = np.maximum.reduceat(high_kwh, starts)
-    groups = groups or SortedGroups(kwh, gid, n_groups)
+    if groups is None:
+        groups = SortedGroups(kwh, gid, n_groups)
     at_most_zero = np.bincount(gid, weights=kwh <= 0, minlength=n_groups).astype(np.int64)
     in_band = np.bincount(gid, weights=kwh <= ceiling[gid], minlength=n_groups).astype(np.int64)
     return groups.band_median(at_most_zero, np.maximum(in_band - at_most_zero, 0))

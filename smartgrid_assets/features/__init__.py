@@ -1,0 +1,1 @@
+"""Feature tables: hourly rollups by meter and by grid asset, calendar and weather joins."""
