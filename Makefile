@@ -10,7 +10,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install lock test lint demo dev clean dbt-parse
+.PHONY: install lock test lint demo dev bench clean dbt-parse
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ dev: $(STAMP) dbt-parse
 	mkdir -p $(DAGSTER_HOME)
 	cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/smartgrid bench
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache

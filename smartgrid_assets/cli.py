@@ -74,6 +74,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from smartgrid_assets.bench import run_bench
+
+    report = run_bench(meters=args.meters, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"one local day: {report['meters']:,} meters, {report['readings']:,} readings")
+    for path in report["paths"]:
+        print(
+            f"  {path['name']:<48} {path['seconds']:7.2f} s  "
+            f"{path['readings_per_second']:>12,.0f} readings/s  peak {path['peak_rss_mb']:,.0f} MB"
+        )
+    print(
+        f"ratio assets / hand SQL: {report['ratio_assets_to_hand_sql']:.2f}x "
+        f"(target >= {report['target_ratio']}x)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smartgrid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", help='e.g. "SELECT count(*) FROM cleaned_readings"')
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.set_defaults(func=_cmd_sql)
+
+    bench = sub.add_parser("bench", help="time raw -> cleaned -> hourly against hand SQL")
+    bench.add_argument("--meters", type=_positive, default=60_000)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.set_defaults(func=_cmd_bench)
 
     demo = sub.add_parser("demo", help="generate, land and materialize a small utility end to end")
     demo.add_argument("--meters", type=_positive, default=200)

@@ -2,11 +2,13 @@
 
 import dagster as dg
 
-from smartgrid_assets.defs import features, readings, registry, weather
+from smartgrid_assets.defs import anomalies, features, forecasts, readings, registry, weather
 from smartgrid_assets.platform import Platform
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([registry, weather, readings, features]),
+    assets=dg.load_assets_from_modules(
+        [registry, weather, readings, features, forecasts, anomalies]
+    ),
     resources={
         "platform": dg.ResourceDefinition(resource_fn=lambda _: Platform.from_environment()),
     },

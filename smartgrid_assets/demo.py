@@ -8,12 +8,24 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from smartgrid_assets import anomalies
 from smartgrid_assets.definitions import defs
 from smartgrid_assets.pipeline.land import land_tree
+from smartgrid_assets.pipeline.readings import window_bounds
 from smartgrid_assets.platform import Platform
 from smartgrid_assets.settings import load_settings
 
 DEMO_START = date(2026, 3, 16)
+DAILY_ASSETS = [
+    "weather",
+    "raw_readings",
+    "cleaned_readings",
+    "meter_hourly",
+    "feeder_hourly",
+    "load_forecasts",
+    "forecast_accuracy",
+    "anomaly_report",
+]
 
 
 def partition_range_tags(first: date, last: date) -> dict[str, str]:
@@ -24,20 +36,37 @@ def partition_range_tags(first: date, last: date) -> dict[str, str]:
     }
 
 
-def materialize_days(
+def materialize(
     platform: Platform,
-    first: date,
-    last: date,
     selection: list[str],
     instance: dg.DagsterInstance,
-) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
+    first: date | None = None,
+    last: date | None = None,
+) -> dict[str, dict]:
+    """One in-process run of the selected assets (over a partition range when given); returns
+    each asset's materialization metadata."""
+    result = dg.materialize(
         list(defs.assets or []),
         selection=selection,
         instance=instance,
         resources={"platform": platform},
-        tags=partition_range_tags(first, last),
+        tags=partition_range_tags(first, last or first) if first else None,
     )
+    return {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def _forecast_summary(platform: Platform, day: date) -> list[dict]:
+    return platform.warehouse.read(
+        """
+        SELECT model, level, round(avg(mae), 2) AS mae, round(avg(mae_naive_1d), 2) AS mae_naive_1d,
+               round(avg(mae) / nullif(avg(mae_naive_1d), 0), 3) AS rmae
+        FROM forecast_accuracy WHERE target_day = ? GROUP BY ALL ORDER BY level, model
+        """,
+        [day],
+    ).to_pylist()
 
 
 def run_demo(meters: int, days: int, seed: int) -> None:
@@ -47,7 +76,7 @@ def run_demo(meters: int, days: int, seed: int) -> None:
     platform = Platform(settings)
     started = time.monotonic()
     out = settings.home / "synth"
-    summary = synthesize(
+    synthesize(
         out,
         meters=meters,
         days=days,
@@ -59,33 +88,43 @@ def run_demo(meters: int, days: int, seed: int) -> None:
     landed = land_tree(platform.landing, out)
     print(f"generated {meters} meters x {days} days into {out}; landed {len(landed)} files")
     instance = dg.DagsterInstance.get() if settings.dagster_home else dg.DagsterInstance.ephemeral()
-    dg.materialize(
-        list(defs.assets or []),
-        selection=["meters"],
-        instance=instance,
-        resources={"platform": platform},
-    )
+    pipeline_started = time.monotonic()
+    materialize(platform, ["meters"], instance)
     last = DEMO_START + timedelta(days=days - 1)
-    result = materialize_days(
-        platform, DEMO_START, last, ["weather", "raw_readings", "cleaned_readings"], instance
-    )
-    meta = {
-        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
-        for e in result.get_asset_materialization_events()
-    }
+    meta = materialize(platform, DAILY_ASSETS, instance, DEMO_START, last)
+    pipeline_s = time.monotonic() - pipeline_started
     raw, cleaned = meta["raw_readings"], meta["cleaned_readings"]
-    print(f"pipeline finished in {time.monotonic() - started:.1f} s")
+
+    total_s = time.monotonic() - started
+    print(f"pipeline: 2 runs, {pipeline_s:.1f} s (with generation and landing: {total_s:.1f} s)")
     print(
-        f"readings in: {raw['rows'].value}, rejected rows: {raw['rejected_rows'].value}, "
+        f"readings in: {raw['rows'].value:,}  rejected rows: {raw['rejected_rows'].value}  "
         f"quarantined files: {raw['quarantined_total'].value}"
     )
-    print(f"cleaned readings out: {cleaned['rows_out'].value}")
-    print(f"quality: {cleaned['rows_by_quality'].value}")
+    quality = cleaned["rows_by_quality"].value
+    print(f"cleaned readings out: {cleaned['rows_out'].value:,}  quality: {quality}")
     print("VEE flags by rule:")
     for rule, count in sorted(cleaned["flags_by_rule"].value.items()):
-        print(f"  {rule:<20} {count}")
-    print(f"labels injected: {summary.to_dict().get('labels_by_type', {})}")
+        if count:
+            print(f"  {rule:<18} {count:>8,}")
+    print(f"day-ahead forecast MAE (kWh per hour) on {last}, against naive-1d:")
+    for row in _forecast_summary(platform, last):
+        print(
+            f"  {row['level']:<11} {row['model']:<18} MAE {row['mae']:>9}  "
+            f"naive-1d {row['mae_naive_1d']:>9}  rMAE {row['rmae']}"
+        )
+    start, end = window_bounds([DEMO_START, last], settings.tz)
+    events = platform.warehouse.read("SELECT * FROM anomaly_events")
+    scores = anomalies.evaluate(events, anomalies.load_labels(out / "labels.csv"), start, end)
+    print("anomalies found against those injected (meter or transformer, type, overlapping time):")
+    for kind, stats in sorted(scores["by_type"].items()):
+        print(
+            f"  {kind:<21} events {stats['events']:>3}  injected {stats['labels']:>3}  "
+            f"precision {stats['precision']}  recall {stats['recall']}"
+        )
+    overall = scores["overall"]
+    print(f"  overall               precision {overall['precision']}  recall {overall['recall']}")
     print(f"warehouse: {settings.warehouse_url}")
-    query = "SELECT quality, count(*) FROM cleaned_readings GROUP BY 1"
+    query = "SELECT type, count(*) FROM anomaly_events GROUP BY 1"
     print(f'query it:  .venv/bin/smartgrid sql "{query}"')
     print("open the UI:  make dev   (then http://127.0.0.1:3000)")

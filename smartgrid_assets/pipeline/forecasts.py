@@ -5,39 +5,30 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from smartgrid_assets import contract, forecasting
 from smartgrid_assets.platform import Platform
-
-HISTORY_DAYS = 35
 
 
 def issue_forecasts(platform: Platform, target_days: list[date]) -> pa.Table:
     """Forecast each target day as issued at 00:00 local the day before, from data before then.
 
     Re-running an issue replaces exactly that issue's rows; forecasts issued at other times for
-    the same target day are kept.
+    the same target day are kept. The forecaster ignores whatever it is given from at or after
+    each issue time, so the window's history is read once.
     """
+    lookback = timedelta(days=forecasting.ForecastConfig().lookback_days)
     issues = {day: forecasting.issue_time(day, platform.tz) for day in target_days}
     first, last = min(issues.values()), max(issues.values())
     history = platform.warehouse.read(
         "SELECT * FROM feeder_hourly WHERE ts >= ? AND ts < ? ORDER BY level, asset_id, ts",
-        [first - timedelta(days=HISTORY_DAYS), last],
+        [first - lookback, last],
     )
     weather = platform.warehouse.read(
         "SELECT * FROM weather_forecast WHERE issued_at >= ? AND issued_at <= ?",
         [first - timedelta(days=1), last],
     )
-    parts = []
-    for day, issued in issues.items():
-        since = pa.scalar(issued - timedelta(days=HISTORY_DAYS), contract.UTC_TS)
-        before = pc.and_(
-            pc.greater_equal(history["ts"], since),
-            pc.less(history["ts"], pa.scalar(issued, contract.UTC_TS)),
-        )
-        past = history.filter(before)
-        parts.append(forecasting.forecast_day_ahead(past, weather, day, platform.tz))
+    parts = [forecasting.forecast_day_ahead(history, weather, day, platform.tz) for day in issues]
     table = pa.concat_tables(parts) if parts else contract.LOAD_FORECASTS.empty_table()
     platform.warehouse.replace(
         "load_forecasts",

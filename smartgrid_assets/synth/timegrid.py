@@ -10,21 +10,14 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 import numpy as np
 import pandas as pd
+
+from smartgrid_assets.features.calendar import holiday_country, holidays_in
 
 US_PER_MINUTE = 60_000_000
 US_PER_HOUR = 60 * US_PER_MINUTE
 ALLOWED_INTERVALS = (5, 10, 15, 30, 60)
-
-# Time zone -> (country, subdivision) for public holidays; other zones get none.
-HOLIDAY_COUNTRIES: dict[str, tuple[str, str | None]] = {
-    "Europe/Berlin": ("DE", None),
-    "Europe/London": ("GB", None),
-    "America/New_York": ("US", None),
-    "Australia/Melbourne": ("AU", "VIC"),
-}
 
 
 @dataclass(frozen=True)
@@ -97,17 +90,6 @@ def local_midnight_us(date: dt.date, tz: str) -> int:
     return int(stamp.tz_convert("UTC").value // 1000)
 
 
-def holiday_calendar(
-    tz: str, dates: tuple[dt.date, ...]
-) -> tuple[str | None, tuple[tuple[dt.date, str], ...]]:
-    country, subdiv = HOLIDAY_COUNTRIES.get(tz, (None, None))
-    if country is None:
-        return None, ()
-    years = sorted({d.year for d in dates})
-    cal = holidays.country_holidays(country, subdiv=subdiv, years=years)
-    return country, tuple((d, cal[d]) for d in dates if d in cal)
-
-
 def build_grid(start: dt.date, days: int, interval_minutes: int, tz: str) -> TimeGrid:
     if interval_minutes not in ALLOWED_INTERVALS:
         raise ValueError(f"interval_minutes must be one of {ALLOWED_INTERVALS}")
@@ -126,7 +108,7 @@ def build_grid(start: dt.date, days: int, interval_minutes: int, tz: str) -> Tim
     local = pd.DatetimeIndex(pd.to_datetime(ts_us, unit="us", utc=True)).tz_convert(tz)
     local_minute = np.asarray(local.hour * 60 + local.minute, dtype=np.float64)
     period_dates = dates[:-1]
-    country, hols = holiday_calendar(tz, period_dates)
+    country, hols = holiday_country(tz), holidays_in(period_dates, tz)
     hol_set = {d for d, _ in hols}
     per_day_type = np.array(
         [

@@ -57,5 +57,9 @@ class Warehouse(ABC):
         """Run an analyst's query read-only; writing statements raise ReadOnlyViolation."""
 
     @abstractmethod
+    def has_table(self, name: str) -> bool:
+        """Whether the warehouse holds a table of that name (lake views excluded)."""
+
+    @abstractmethod
     def tables(self) -> list[str]:
         """Tables and views an analyst can query."""

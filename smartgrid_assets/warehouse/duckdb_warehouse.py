@@ -128,6 +128,15 @@ class DuckDBWarehouse(Warehouse):
         finally:
             con.close()
 
+    def has_table(self, name: str) -> bool:
+        if not self.path.exists():
+            return False
+        with self._connection(read_only=True) as con:
+            found = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            ).fetchone()
+        return bool(found and found[0])
+
     def tables(self) -> list[str]:
         with self._connection(read_only=True) as con:
             names = [r[0] for r in con.execute("SHOW TABLES").fetchall()]

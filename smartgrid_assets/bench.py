@@ -1,0 +1,188 @@
+"""`smartgrid bench`: one local day of a large utility, raw → cleaned → hourly as the assets do,
+against a hand-written DuckDB SQL doing the same de-duplication and hourly aggregation.
+
+Both paths run in the same invocation, each in a fresh process (so peak memory is its own), on
+the same raw partition; the figures are ratios against that in-run baseline.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from smartgrid_assets import contract
+from smartgrid_assets.days import day_bounds_utc
+from smartgrid_assets.ingest.files import constant
+from smartgrid_assets.settings import load_settings
+
+BENCH_DAY = date(2026, 3, 17)
+BENCH_TZ = "UTC"
+
+
+@dataclass(frozen=True)
+class PathResult:
+    name: str
+    seconds: float
+    readings: int
+    rows_out: int
+    peak_rss_mb: float
+
+    @property
+    def readings_per_second(self) -> float:
+        return self.readings / self.seconds
+
+
+def make_raw_day(meters: int, seed: int = 0) -> tuple[pa.Table, pa.Table]:
+    """A registry and one local day of 15-min readings: 1 % of slots missing, 0.5 % re-delivered
+    in a later file (the duplicates VEE and the hand SQL must both resolve)."""
+    rng = np.random.default_rng(seed)
+    start, _ = day_bounds_utc(BENCH_DAY, BENCH_TZ)
+    slots = 96
+    ids = np.char.add("M", np.char.zfill(np.arange(meters).astype(str), 7)).astype(object)
+    meter_idx = np.repeat(np.arange(meters), slots)
+    slot = np.tile(np.arange(slots), meters)
+    hour = slot / 4.0
+    shape = 0.15 + 0.1 * np.sin((hour - 7) / 24 * 2 * np.pi) ** 2
+    kwh = np.round(
+        shape * rng.lognormal(0, 0.4, meters)[meter_idx] * rng.gamma(8, 1 / 8, slot.size), 4
+    )
+    keep = rng.random(slot.size) >= 0.01
+    dup = np.flatnonzero(keep & (rng.random(slot.size) < 0.005))
+    rows = np.concatenate([np.flatnonzero(keep), dup])
+    start_us = int(start.timestamp() * 1_000_000)
+    ts = start_us + slot[rows].astype(np.int64) * 15 * 60 * 1_000_000
+    late = np.zeros(rows.size, dtype=bool)
+    late[-dup.size :] = True
+    values = kwh[rows] * np.where(late, 1.02, 1.0)
+    n = rows.size
+    raw = pa.table(
+        {
+            "meter_id": pa.array(ids[meter_idx[rows]], pa.string()),
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "interval_minutes": constant(15, pa.int32(), n),
+            "channel": constant("delivered", pa.string(), n),
+            "kwh": pa.array(values),
+            "source_file": pa.array(np.where(late, "readings/late.csv", "readings/day.csv")),
+            "source_row": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+            "landed_at": pa.array(
+                np.where(late, start_us + 30 * 3_600_000_000, start_us + 25 * 3_600_000_000),
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    registry = pa.table(
+        {
+            "meter_id": pa.array(ids, pa.string()),
+            "customer_class": constant("residential", pa.string(), meters),
+            "transformer_id": pa.array(np.char.add("TX", (np.arange(meters) // 8).astype(str))),
+            "feeder_id": constant("FDR01", pa.string(), meters),
+            "substation_id": constant("SUB01", pa.string(), meters),
+            "region": constant("north", pa.string(), meters),
+            "has_solar": constant(False, pa.bool_(), meters),
+            "multiplier": constant(1.0, pa.float64(), meters),
+            "installed_at": constant(datetime(2025, 1, 1, tzinfo=UTC), contract.UTC_TS, meters),
+            "removed_at": pa.nulls(meters, contract.UTC_TS),
+            "lat": pa.nulls(meters, pa.float64()),
+            "lon": pa.nulls(meters, pa.float64()),
+        }
+    )
+    return contract.conform(raw, contract.READINGS), contract.conform(registry, contract.METERS)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _platform(home: Path):
+    import dataclasses
+
+    from smartgrid_assets.platform import Platform
+
+    settings = load_settings({"SMARTGRID_HOME": str(home)})
+    return Platform(dataclasses.replace(settings, tz=BENCH_TZ))
+
+
+def _asset_path(home: str, readings: int, queue: multiprocessing.Queue) -> None:
+    from smartgrid_assets.pipeline.features import build_meter_hourly
+    from smartgrid_assets.pipeline.readings import clean_readings
+
+    platform = _platform(Path(home))
+    started = time.perf_counter()
+    clean_readings(platform, [BENCH_DAY], as_of=datetime.now(UTC))
+    rows = build_meter_hourly(platform, [BENCH_DAY])
+    elapsed = time.perf_counter() - started
+    name = "assets: raw -> cleaned (VEE) -> meter_hourly"
+    queue.put(PathResult(name, elapsed, readings, sum(rows.values()), _peak_rss_mb()))
+
+
+def _hand_sql_path(home: str, readings: int, queue: multiprocessing.Queue) -> None:
+    platform = _platform(Path(home))
+    source = platform.lake.location(f"raw_readings/day={BENCH_DAY.isoformat()}/part-0.parquet")
+    target = Path(home) / "hand_sql_hourly.parquet"
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        f"""
+        COPY (
+            SELECT meter_id, time_bucket(INTERVAL 1 HOUR, ts, '{BENCH_TZ}') AS ts,
+                   sum(kwh) AS kwh, count(*) AS intervals
+            FROM (
+                SELECT * FROM read_parquet('{source}')
+                QUALIFY row_number() OVER (
+                    PARTITION BY meter_id, channel, ts ORDER BY landed_at DESC, source_file DESC
+                ) = 1
+            )
+            GROUP BY ALL
+        ) TO '{target}' (FORMAT parquet, COMPRESSION zstd)
+        """
+    )
+    rows = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()[0]
+    con.close()
+    elapsed = time.perf_counter() - started
+    name = "hand SQL: de-duplicate -> hourly"
+    queue.put(PathResult(name, elapsed, readings, rows, _peak_rss_mb()))
+
+
+def _in_fresh_process(target, home: Path, readings: int) -> PathResult:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=target, args=(str(home), readings, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    if process.exitcode:
+        raise RuntimeError(f"benchmark path {target.__name__} failed ({process.exitcode})")
+    return result
+
+
+def run_bench(meters: int = 60_000, seed: int = 0) -> dict:
+    """Prepare one raw partition and registry, then time both paths on it."""
+    with tempfile.TemporaryDirectory(prefix="smartgrid-bench-") as tmp:
+        home = Path(tmp)
+        platform = _platform(home)
+        raw, registry = make_raw_day(meters, seed)
+        platform.lake.write_partition("raw_readings", BENCH_DAY, raw)
+        platform.warehouse.replace("meters", registry)
+        del platform
+        hand = _in_fresh_process(_hand_sql_path, home, raw.num_rows)
+        assets = _in_fresh_process(_asset_path, home, raw.num_rows)
+    return {
+        "meters": meters,
+        "readings": raw.num_rows,
+        "paths": [
+            asdict(hand) | {"readings_per_second": hand.readings_per_second},
+            asdict(assets) | {"readings_per_second": assets.readings_per_second},
+        ],
+        "ratio_assets_to_hand_sql": assets.readings_per_second / hand.readings_per_second,
+        "target_ratio": 0.5,
+    }

@@ -1,0 +1,51 @@
+import dagster as dg
+
+from smartgrid_assets import anomalies
+from smartgrid_assets.defs.common import (
+    WAREHOUSE_POOL,
+    daily_partitions,
+    md_table,
+    partition_days,
+)
+from smartgrid_assets.pipeline.anomalies import LOOKBACK_DAYS, detect_anomalies
+from smartgrid_assets.platform import Platform
+
+_history = dg.TimeWindowPartitionMapping(
+    start_offset=-LOOKBACK_DAYS, allow_nonexistent_upstream_partitions=True
+)
+
+
+@dg.asset(
+    group_name="anomalies",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep("cleaned_readings", partition_mapping=_history),
+        dg.AssetDep("meter_hourly", partition_mapping=_history),
+        "meters",
+    ],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    code_version=anomalies.DETECTOR_VERSION,
+)
+def anomaly_report(
+    context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
+) -> dg.MaterializeResult:
+    """Anomaly events (stuck and dead meters, outages, theft-like drops, reverse flow,
+    transformer overload) from values as read and the VEE flags, merged across days."""
+    load = detect_anomalies(platform, partition_days(context))
+    events = load.written
+    by_type = events.group_by(["type", "severity"]).aggregate([("event_id", "count")])
+    top = events.sort_by([("score", "descending")]).slice(0, 20)
+    return dg.MaterializeResult(
+        metadata={
+            "events": dg.MetadataValue.int(events.num_rows),
+            "events_by_type": md_table(by_type.to_pylist()),
+            "top_events": md_table(
+                top.select(
+                    ["type", "meter_id", "asset_id", "start", "end", "severity", "score"]
+                ).to_pylist()
+            ),
+            "merged_away": dg.MetadataValue.int(len(load.superseded)),
+        }
+    )

@@ -1,0 +1,119 @@
+"""The whole lineage graph in-process: history first, then two partitions through every asset,
+with forecasts per feeder and events per injected anomaly checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from smartgrid_assets import anomalies, forecasting
+from smartgrid_assets.days import day_bounds_utc
+from smartgrid_assets.definitions import defs
+from smartgrid_assets.demo import DAILY_ASSETS, materialize
+from smartgrid_assets.pipeline.land import land_tree
+from smartgrid_assets.platform import Platform
+from smartgrid_assets.settings import load_settings
+from smartgrid_assets.synth import synthesize
+from smartgrid_tests.conftest import TEST_TZ
+
+START = date(2026, 3, 16)
+DAYS = 14
+LAST = START + timedelta(days=DAYS - 1)
+TWO = [LAST - timedelta(days=1), LAST]
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Platform, Path, dict]:
+    home = tmp_path_factory.mktemp("graph")
+    utility = home / "utility"
+    synthesize(utility, meters=120, days=DAYS, seed=3, tz=TEST_TZ, start=START)
+    settings = dataclasses.replace(load_settings({"SMARTGRID_HOME": str(home)}), tz=TEST_TZ)
+    platform = Platform(settings)
+    land_tree(platform.landing, utility)
+    instance = dg.DagsterInstance.ephemeral()
+    materialize(platform, ["meters"], instance)
+    materialize(platform, DAILY_ASSETS, instance, START, TWO[0] - timedelta(days=1))
+    meta = materialize(platform, DAILY_ASSETS, instance, TWO[0], TWO[1])
+    return platform, utility, meta
+
+
+def test_every_asset_of_the_graph_materialized_for_the_two_partitions(graph) -> None:
+    _, _, meta = graph
+    assert set(meta) == set(DAILY_ASSETS)
+    all_keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert set(DAILY_ASSETS) | {"meters"} == all_keys, "the demo runs every asset of the graph"
+
+
+def test_forecasts_per_feeder_and_system_as_issued(graph) -> None:
+    platform, _, meta = graph
+    rows = platform.warehouse.read(
+        "SELECT level, asset_id, model, target_day, issued_at, count(*) AS hours, "
+        "bool_and(p10 <= p50 AND p50 <= p90) AS ordered "
+        "FROM load_forecasts WHERE target_day IN (SELECT unnest(?)) GROUP BY ALL",
+        [TWO],
+    ).to_pylist()
+    feeders = platform.warehouse.read("SELECT DISTINCT feeder_id FROM meters")["feeder_id"]
+    for day in TWO:
+        for model in forecasting.MODELS:
+            series = {
+                (r["level"], r["asset_id"])
+                for r in rows
+                if r["target_day"] == day and r["model"] == model
+            }
+            assert {("feeder", f) for f in feeders.to_pylist()} | {("system", "system")} <= series
+    for r in rows:
+        assert r["hours"] == len(forecasting.target_hours(r["target_day"], TEST_TZ))
+        assert r["issued_at"] == forecasting.issue_time(r["target_day"], TEST_TZ)
+        assert r["ordered"], "P10 <= P50 <= P90"
+    assert {r["hours"] for r in rows if r["target_day"] == date(2026, 3, 29)} == {23}, "DST day"
+    assert meta["load_forecasts"]["rows"].value == sum(r["hours"] for r in rows)
+
+
+def test_forecast_accuracy_against_naive(graph) -> None:
+    platform, _, _ = graph
+    acc = platform.warehouse.read(
+        "SELECT model, avg(mae) AS mae, avg(mae_naive_1d) AS naive FROM forecast_accuracy "
+        "WHERE target_day IN (SELECT unnest(?)) AND level = 'feeder' GROUP BY model",
+        [TWO],
+    ).to_pylist()
+    by_model = {r["model"]: r for r in acc}
+    assert set(by_model) == set(forecasting.MODELS)
+    assert by_model["seasonal_naive_1d"]["mae"] == pytest.approx(
+        by_model["seasonal_naive_1d"]["naive"]
+    )
+    assert by_model["gbm"]["mae"] < by_model["seasonal_naive_1d"]["mae"]
+
+
+def test_events_per_injected_anomaly(graph) -> None:
+    platform, utility, meta = graph
+    events = platform.warehouse.read("SELECT * FROM anomaly_events")
+    start, _ = day_bounds_utc(START, TEST_TZ)
+    _, end = day_bounds_utc(LAST, TEST_TZ)
+    scores = anomalies.evaluate(events, anomalies.load_labels(utility / "labels.csv"), start, end)
+    injected = {t for t, s in scores["by_type"].items() if s["labels"]}
+    assert {"stuck_meter", "zero_run", "reverse_flow", "theft_drop"} <= injected
+    for kind in injected:
+        assert scores["by_type"][kind]["recall"] >= 0.5, (kind, scores["by_type"][kind])
+    assert scores["overall"]["recall"] >= 0.8, scores["overall"]
+    assert scores["overall"]["precision"] >= 0.7, scores["overall"]
+    ids = events["event_id"].to_pylist()
+    assert len(ids) == len(set(ids)), "no event is reported twice"
+    assert meta["anomaly_report"]["events"].value >= 1
+
+
+def test_rerunning_the_two_partitions_changes_nothing(graph) -> None:
+    platform, _, _ = graph
+    queries = {
+        "forecasts": "SELECT * FROM load_forecasts ORDER BY ALL",
+        "accuracy": "SELECT * FROM forecast_accuracy ORDER BY ALL",
+        "events": "SELECT * FROM anomaly_events ORDER BY ALL",
+        "feeder_hourly": "SELECT * FROM feeder_hourly ORDER BY ALL",
+    }
+    before = {k: platform.warehouse.read(q) for k, q in queries.items()}
+    materialize(platform, DAILY_ASSETS, dg.DagsterInstance.ephemeral(), TWO[0], TWO[1])
+    for key, query in queries.items():
+        assert platform.warehouse.read(query).equals(before[key]), key
