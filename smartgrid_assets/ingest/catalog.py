@@ -7,6 +7,7 @@ whatever their names say. Identical content landed under two keys is used once.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from smartgrid_assets.lake import Lake
 from smartgrid_assets.landing import LandedFile, LandingZone
 
 READINGS_PREFIX = "readings/"
+PARSE_THREADS = 4  # fetching and parsing release the GIL: overlap I/O with DuckDB
 INDEX_PATH = "_ingest/readings_index.parquet"
 
 INDEX_SCHEMA = pa.schema(
@@ -53,8 +55,14 @@ REJECTED_CACHE_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Refresh:
-    parsed: list[str]
-    quarantined: list[dict]
+    """The index rows of the file versions one refresh parsed."""
+
+    added: pa.Table
+
+    @property
+    def quarantined(self) -> list[dict]:
+        bad = self.added.filter(pc.equal(self.added["status"], "quarantined"))
+        return bad.select(["key", "reason"]).to_pylist()
 
 
 def _cache_path(etag: str, part: str) -> str:
@@ -71,28 +79,24 @@ class ReadingsCatalog:
         return table if table is not None else INDEX_SCHEMA.empty_table()
 
     def refresh(self) -> Refresh:
-        """Parse every landed readings file version not seen before; quarantine unusable ones."""
+        """Parse every landed readings file version not seen before, a few at a time;
+        quarantine unusable ones."""
         index = self.index()
         seen = set(zip(index["key"].to_pylist(), index["etag"].to_pylist(), strict=True))
-        new = [
-            f
-            for f in sorted(
-                self.landing.list(READINGS_PREFIX), key=lambda f: (f.last_modified, f.key)
-            )
-            if (f.key, f.etag) not in seen
-        ]
-        rows, parsed, quarantined = [], [], []
-        for file in new:
-            entry = self._ingest(file)
-            rows.append(entry)
-            if entry["status"] == "quarantined":
-                quarantined.append({"key": file.key, "reason": entry["reason"]})
-            else:
-                parsed.append(file.key)
+        new = sorted(
+            (f for f in self.landing.list(READINGS_PREFIX) if (f.key, f.etag) not in seen),
+            key=lambda f: (f.last_modified, f.key),
+        )
+        with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
+            rows = list(pool.map(self._ingest, new))
+        added = pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
         if rows:
-            added = pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
             self.lake.write_table(INDEX_PATH, pa.concat_tables([index, added]))
-        return Refresh(parsed=parsed, quarantined=quarantined)
+        return Refresh(added=added)
+
+    def known_etags(self) -> set[str]:
+        """Contents already parsed, under whatever key."""
+        return set(self.index()["etag"].to_pylist())
 
     def _ingest(self, file: LandedFile) -> dict:
         entry = {

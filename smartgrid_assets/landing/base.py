@@ -83,7 +83,7 @@ class LandingZone(ABC):
 
     # ---- backend primitives -------------------------------------------------------------
     @abstractmethod
-    def _iter_files(self, prefix: str) -> Iterator[LandedFile]:
+    def _iter_files(self, prefix: str, start_after: str = "") -> Iterator[LandedFile]:
         """Every file whose key starts with ``prefix`` (quarantine included), any order."""
 
     @abstractmethod
@@ -111,14 +111,17 @@ class LandingZone(ABC):
     def _where(self, key: str) -> str:
         return f"{key!r} in landing zone {self.url}"
 
-    def list(self, prefix: str = "") -> list[LandedFile]:
+    def list(self, prefix: str = "", start_after: str = "") -> list[LandedFile]:
         """Landed files whose key starts with ``prefix`` (a plain string prefix, as on S3),
-        recursively, sorted by key. Never lists quarantine or hidden ('.'-prefixed) files."""
+        recursively, sorted by key; with ``start_after`` only keys after it (S3's StartAfter),
+        so a cursor lists only what arrived since. Never lists quarantine or hidden
+        ('.'-prefixed) files."""
         prefix = check_prefix(prefix)
         files = [
             f
-            for f in self._iter_files(prefix)
+            for f in self._iter_files(prefix, start_after)
             if f.key.startswith(prefix)
+            and f.key > start_after
             and not f.key.startswith(QUARANTINE_PREFIX)
             and not _is_hidden(f.key)
         ]

@@ -60,13 +60,13 @@ class LocalLandingZone(LandingZone):
             last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
         )
 
-    def _iter_files(self, prefix: str) -> Iterator[LandedFile]:
+    def _iter_files(self, prefix: str, start_after: str = "") -> Iterator[LandedFile]:
         # Walk only the deepest folder the prefix names.
         folder = prefix.rpartition("/")[0]
         start = self._path(folder) if folder else self.root
-        yield from self._walk(start, f"{folder}/" if folder else "")
+        yield from self._walk(start, f"{folder}/" if folder else "", start_after)
 
-    def _walk(self, folder: Path, key_prefix: str) -> Iterator[LandedFile]:
+    def _walk(self, folder: Path, key_prefix: str, start_after: str = "") -> Iterator[LandedFile]:
         try:
             entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
@@ -77,8 +77,11 @@ class LocalLandingZone(LandingZone):
             key = key_prefix + entry.name
             try:
                 if entry.is_dir():
-                    yield from self._walk(Path(entry.path), key + "/")
-                elif entry.is_file():
+                    # every key below sorts before start_after: skip the folder unread
+                    if key + "/\U0010ffff" <= start_after:
+                        continue
+                    yield from self._walk(Path(entry.path), key + "/", start_after)
+                elif entry.is_file() and key > start_after:
                     yield self._file(key, entry.path, entry.stat())
             except FileNotFoundError:
                 continue  # vanished while listing

@@ -95,10 +95,13 @@ class S3LandingZone(LandingZone):
         )
 
     # ---- primitives ---------------------------------------------------------------------
-    def _iter_files(self, prefix: str) -> Iterator[LandedFile]:
+    def _iter_files(self, prefix: str, start_after: str = "") -> Iterator[LandedFile]:
         paginator = self.client.get_paginator("list_objects_v2")
+        options = {"StartAfter": self.prefix + start_after} if start_after else {}
         with self._errors("list", prefix):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix, **options
+            ):
                 for obj in page.get("Contents", []):
                     key = obj["Key"][len(self.prefix) :]
                     if not key or key.endswith("/"):

@@ -40,6 +40,8 @@ def issue_forecasts(platform: Platform, target_days: list[date]) -> pa.Table:
 
 def score_forecasts(platform: Platform, target_days: list[date]) -> pa.Table:
     """Accuracy of every forecast issued for the target days whose actuals are all in."""
+    if not platform.warehouse.has_table("load_forecasts"):
+        return contract.FORECAST_ACCURACY.empty_table()
     forecasts = platform.warehouse.read(
         "SELECT * FROM load_forecasts WHERE target_day IN (SELECT unnest(?))", [target_days]
     )
