@@ -6,14 +6,19 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from smartgrid_assets.settings import SettingsError, load_settings
+from smartgrid_assets.settings import Settings, SettingsError, load_settings
 from smartgrid_assets.warehouse import WarehouseError, warehouse
+
+if TYPE_CHECKING:
+    from smartgrid_assets.ingest.byo import ExportSpec
+    from smartgrid_assets.platform import Platform
 
 
 class CliError(Exception):
@@ -94,6 +99,196 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _land_spec(args: argparse.Namespace) -> ExportSpec:
+    from smartgrid_assets.ingest.byo import ExportSpec
+
+    return ExportSpec(
+        time_col=args.time_col,
+        value_col=args.value_col,
+        meter_col=args.meter_col,
+        received_col=args.received_col,
+        unit=args.unit,
+        time_label=args.time_label,
+        tz=args.tz,
+        interval_minutes=args.interval_minutes,
+        format=args.format,
+        wide=args.wide,
+        meter_id=args.meter_id,
+        time_format=args.time_format,
+    )
+
+
+def _partition_window(settings: Settings, first: date, last: date) -> tuple[date, date, list[str]]:
+    """The part of [first, last] that has daily partitions, and what was left out."""
+    from smartgrid_assets.defs.common import daily_partitions
+
+    last_key = daily_partitions.get_last_partition_key()
+    newest = date.fromisoformat(last_key) if last_key else None
+    lo, hi = max(first, settings.start_date), min(last, newest) if newest else None
+    span = f"{first}..{last} ({settings.tz})"
+    if hi is None or lo > hi:
+        if last < settings.start_date:
+            why = (
+                f"the data's local days {span} are before the first daily partition "
+                f"{settings.start_date} (SMARTGRID_START_DATE); set SMARTGRID_START_DATE to "
+                f"{first} or earlier, or land without --materialize"
+            )
+        else:
+            why = (
+                f"the data's local days {span} have no daily partition yet (the newest is "
+                f"{newest}); land without --materialize and materialize once the days are over"
+            )
+        raise CliError(f"nothing landed: cannot materialize: {why}")
+    left_out = []
+    if lo > first:
+        left_out.append(
+            f"{first}..{lo - timedelta(days=1)} is before the first partition "
+            f"{settings.start_date} (SMARTGRID_START_DATE): not materialized"
+        )
+    if hi < last:
+        left_out.append(f"{hi + timedelta(days=1)}..{last} has no partition yet: not materialized")
+    return lo, hi, left_out
+
+
+def _run_assets(
+    platform: Platform, selection: list[str], first: date | None, last: date | None
+) -> dict:
+    """One in-process run; its id, partition range and outcome."""
+    import dagster as dg
+
+    from smartgrid_assets.definitions import defs
+    from smartgrid_assets.demo import partition_range_tags
+
+    settings = platform.settings
+    instance = dg.DagsterInstance.get() if settings.dagster_home else dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        list(defs.assets or []),
+        selection=selection,
+        instance=instance,
+        resources={"platform": platform},
+        tags=partition_range_tags(first, last) if first and last else None,
+        raise_on_error=False,
+    )
+    error = None
+    if not result.success:
+        failures = result.get_step_failure_events()
+        if failures:
+            cause = failures[0].step_failure_data.error
+            while cause is not None and cause.cause is not None:
+                cause = cause.cause  # the asset's own exception, not Dagster's wrapper
+            message = cause.message.strip().splitlines()[0] if cause else "failed"
+            error = f"step {failures[0].step_key}: {message}"
+        else:
+            error = "run failed"
+    return {
+        "assets": selection,
+        "partitions": [first.isoformat(), last.isoformat()] if first and last else None,
+        "run_id": result.run_id,
+        "success": result.success,
+        "error": error,
+    }
+
+
+def _cmd_land(args: argparse.Namespace) -> int:
+    from smartgrid_assets.demo import DAILY_ASSETS
+    from smartgrid_assets.ingest import byo
+    from smartgrid_assets.landing import LandingError
+    from smartgrid_assets.platform import Platform
+
+    settings = load_settings()
+    spec = _land_spec(args)
+    conversions = []
+    for file in args.files:
+        path = Path(file)
+        if not path.is_file():
+            raise CliError(f"file {file}: no such file")
+        conversions.append(byo.convert(path.read_bytes(), path.name, spec))
+    window = None
+    if args.materialize:
+        days = [d for c in conversions for d in c.local_days(settings.tz)]
+        window = _partition_window(settings, min(days), max(days))
+    platform = Platform(settings)
+    try:
+        result = byo.land(platform.landing, conversions, strict=args.strict)
+    except LandingError as exc:
+        raise CliError(str(exc)) from exc
+    report = {
+        "files": [
+            {**conv.summary(settings.tz), "key": landed.key, "status": landed.status}
+            for conv, landed in zip(conversions, result.readings, strict=True)
+        ],
+        "registry": None
+        if result.registry is None
+        else {
+            "key": result.registry.key,
+            "status": result.registry.status,
+            "extends": result.registry_base,
+            "new_meters": result.new_meters,
+        },
+        "notes": result.notes,
+        "materialize": None,
+    }
+    for conv in conversions:
+        if conv.bad_rows:
+            print(
+                f"smartgrid land: file {conv.name}: {conv.bad_rows} bad rows not landed; first: "
+                f"{conv.bad_examples[0]}",
+                file=sys.stderr,
+            )
+    if not args.json:
+        _print_land(report)
+    runs = []
+    if window is not None:
+        first, last, left_out = window
+        report["materialize"] = {"skipped": left_out, "runs": runs}
+        for note in left_out:
+            if not args.json:
+                print(f"materialize: {note}")
+        for selection, lo, hi in ((["meters"], None, None), (DAILY_ASSETS, first, last)):
+            run = _run_assets(platform, selection, lo, hi)
+            runs.append(run)
+            if not args.json:
+                span = f" {lo}..{hi}" if lo else ""
+                outcome = "success" if run["success"] else f"FAILED ({run['error']})"
+                print(f"materialize: {', '.join(selection)}{span}  run {run['run_id']}  {outcome}")
+            if not run["success"]:
+                break
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    return 0 if all(run["success"] for run in runs) else 1
+
+
+def _few(items: list[str], limit: int = 10) -> str:
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _print_land(report: dict) -> None:
+    for f in report["files"]:
+        intervals = ", ".join(f"{m} min" for m in f["meters_by_interval_minutes"])
+        print(f"{f['file']} -> {f['key']} ({f['status']})")
+        print(f"  rows in {f['rows_in']:,}  out {f['rows_out']:,}  bad {f['bad_rows']:,}")
+        print(f"  meters {f['meters']:,} ({intervals}): {_few(f['meter_ids'])}")
+        days = f["local_days"]
+        print(f"  local days {days[0]}..{days[1]} ({f['tz']})  UTC {f['first_ts']}..{f['last_ts']}")
+        by_channel = "  ".join(f"{c} {v:,.3f}" for c, v in f["kwh_by_channel"].items())
+        print(f"  kWh total {f['kwh_total']:,.3f}  ({by_channel})")
+        for note in f["notes"]:
+            print(f"  note: {note}")
+        for example in f["bad_examples"]:
+            print(f"  bad: {example}")
+    registry = report["registry"]
+    if registry:
+        print(
+            f"registry -> {registry['key']} ({registry['status']}): "
+            f"{len(registry['new_meters'])} new meter(s) registered as class unknown: "
+            f"{_few(registry['new_meters'])}; "
+            f"extends {registry['extends'] or 'no earlier registry'}"
+        )
+    for note in report["notes"]:
+        print(f"note: {note}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smartgrid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +318,59 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
     bench.set_defaults(func=_cmd_bench)
+
+    land = sub.add_parser(
+        "land",
+        help="convert your own export to the readings contract and land it",
+        description="Convert exports (CSV, .csv.gz, Parquet) into the canonical readings "
+        "contract and land them as Parquet under readings/<today>/; meters the registry does "
+        "not know are registered as class unknown (unless --strict). Rows are numbered from 1 "
+        "after the header.",
+    )
+    land.add_argument("files", nargs="+", metavar="FILE")
+    land.add_argument("--time-col", required=True, help="column of timestamps")
+    land.add_argument("--value-col", help="column of values (energy or average power)")
+    land.add_argument("--meter-col", help="column of meter ids")
+    land.add_argument("--meter-id", help="meter id of a single-series file without a meter column")
+    land.add_argument("--received-col", help="column of exported (received) values, if any")
+    land.add_argument(
+        "--unit",
+        default="kWh",
+        help="Wh, kWh, MWh (energy per interval) or W, kW, MW (average power); default kWh",
+    )
+    land.add_argument(
+        "--time-label",
+        choices=("start", "end"),
+        default="start",
+        help="the timestamp marks the interval start (default) or end (hour ending)",
+    )
+    land.add_argument(
+        "--tz", default="UTC", help="time zone of naive timestamps, e.g. America/New_York"
+    )
+    land.add_argument(
+        "--interval-minutes",
+        type=int,
+        help="5, 10, 15, 30 or 60 (default: inferred per meter from the timestamps)",
+    )
+    land.add_argument(
+        "--time-format", help="strptime layout of the timestamps, e.g. %%d-%%m-%%Y %%H:%%M"
+    )
+    land.add_argument(
+        "--format", choices=("csv", "parquet"), help="file format (default: by extension)"
+    )
+    land.add_argument(
+        "--wide", action="store_true", help="one column per meter (its name is the meter id)"
+    )
+    land.add_argument(
+        "--strict", action="store_true", help="refuse meters the registry does not know"
+    )
+    land.add_argument(
+        "--materialize",
+        action="store_true",
+        help="then run meters and the daily assets for the affected local days in-process",
+    )
+    land.add_argument("--json", action="store_true", help="print the report as JSON")
+    land.set_defaults(func=_cmd_land)
 
     demo = sub.add_parser("demo", help="generate, land and materialize a small utility end to end")
     demo.add_argument("--meters", type=_positive, default=200)

@@ -66,18 +66,14 @@ def cleaned_readings(
 ) -> dg.MaterializeResult:
     """Validated, estimated and edited readings (VEE): one row per meter, channel, interval."""
     load = clean_readings(platform, partition_days(context), as_of=datetime.now(UTC))
-    result = load.result
-    sufficiency = result.sufficiency["sufficiency"]
-    quality = result.cleaned.group_by("quality").aggregate([("ts", "count")]).to_pylist()
+    sufficiency = load.sufficiency["sufficiency"]
     return dg.MaterializeResult(
         metadata={
-            "rows_in": dg.MetadataValue.int(result.rows_in),
-            "rows_out": dg.MetadataValue.int(result.rows_out),
+            "rows_in": dg.MetadataValue.int(load.rows_in),
+            "rows_out": dg.MetadataValue.int(load.rows_out),
             "rows_by_day": dg.MetadataValue.json(load.rows_by_day),
-            "flags_by_rule": dg.MetadataValue.json(result.flags_by_rule),
-            "rows_by_quality": dg.MetadataValue.json(
-                {r["quality"]: r["ts_count"] for r in quality}
-            ),
+            "flags_by_rule": dg.MetadataValue.json(load.flags_by_rule),
+            "rows_by_quality": dg.MetadataValue.json(load.rows_by_quality),
             "sufficiency_mean": dg.MetadataValue.float(float(pc.mean(sufficiency).as_py() or 0.0)),
             "meter_days_below_90pct": dg.MetadataValue.int(
                 int(pc.sum(pc.less(sufficiency, 0.9)).as_py() or 0)

@@ -438,6 +438,7 @@ def _parse_times(col: pa.ChunkedArray, spec: ExportSpec, name: str, problems: _P
                 ns[idx[ok]] = _to_ns(parsed[ok])
                 aware[idx] = utc
                 layouts.append(layout + (" with offset" if utc and layout != "ISO 8601" else ""))
+            layouts = list(dict.fromkeys(layouts))
             expected = "a timestamp" + (f" ({' or '.join(layouts)})" if layouts else "")
         problems.add(np.flatnonzero(empty), field_, "a timestamp", lambda i: None)
         unreadable = np.flatnonzero(~empty & (ns == _NAT))
@@ -652,7 +653,8 @@ def convert(data: bytes, name: str, spec: ExportSpec) -> Conversion:
     if spec.interval_minutes:
         minutes = np.full(len(names), spec.interval_minutes, dtype=np.int64)
     elif usable.any():
-        minutes = _infer_intervals(_take(r, usable), label[usable], names, name, spec.time_col)
+        timed = (label != _NAT) & (r.meter >= 0)  # a bad value does not make its time wrong
+        minutes = _infer_intervals(_take(r, timed), label[timed], names, name, spec.time_col)
         inferred = sorted(set(minutes[np.unique(r.meter[usable])].tolist()))
         notes.append(f"interval inferred from the timestamps: {', '.join(map(str, inferred))} min")
     else:

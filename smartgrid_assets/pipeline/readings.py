@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -25,7 +26,11 @@ class RawLoad:
 
 @dataclass(frozen=True)
 class CleanLoad:
-    result: vee.VeeResult
+    rows_in: int
+    rows_out: int
+    flags_by_rule: dict[str, int]
+    rows_by_quality: dict[str, int]
+    sufficiency: pa.Table
     rows_by_day: dict[str, int]
 
 
@@ -103,23 +108,41 @@ def ingest_raw_readings(platform: Platform, days: list[date]) -> RawLoad:
 def clean_readings(
     platform: Platform, days: list[date], as_of: datetime, config: vee.VeeConfig | None = None
 ) -> CleanLoad:
-    """VEE over the window, with the day before as context for runs and gaps across midnight."""
-    start, end = window_bounds(days, platform.tz)
-    context_days = [days[0] - timedelta(days=1), *days]
-    raw = platform.lake.read_days("raw_readings", context_days, contract.READINGS)
-    result = vee.apply(
-        raw,
-        current_meters(platform),
-        window_start=start,
-        window_end=end,
-        tz=platform.tz,
-        as_of=as_of,
-        config=config or vee.VeeConfig(),
+    """VEE day by day, each with the day before as context for runs and gaps across midnight,
+    so a day cleans the same in a backfill as in its own daily run."""
+    raw = platform.lake.read_days(
+        "raw_readings", [days[0] - timedelta(days=1), *days], contract.READINGS
     )
-    rows_by_day = write_days(platform, "cleaned_readings", result.cleaned, days)
-    platform.warehouse.replace(
-        "meter_day_sufficiency",
-        result.sufficiency,
-        match={"local_day": days},
+    meters = current_meters(platform)
+    day_of = local_day(raw["ts"], platform.tz)
+    totals: Counter[str] = Counter()
+    flags: Counter[str] = Counter()
+    quality: Counter[str] = Counter()
+    sufficiency, rows_by_day = [], {}
+    for day in days:
+        start, end = window_bounds([day], platform.tz)
+        near = pc.is_in(day_of, value_set=pa.array([day - timedelta(days=1), day], pa.date32()))
+        result = vee.apply(
+            raw.filter(near),
+            meters,
+            window_start=start,
+            window_end=end,
+            tz=platform.tz,
+            as_of=as_of,
+            config=config or vee.VeeConfig(),
+        )
+        rows_by_day |= write_days(platform, "cleaned_readings", result.cleaned, [day])
+        totals.update(rows_in=result.rows_in, rows_out=result.rows_out)
+        flags.update(result.flags_by_rule)
+        quality.update(result.cleaned["quality"].to_pylist())
+        sufficiency.append(result.sufficiency)
+    table = pa.concat_tables(sufficiency)
+    platform.warehouse.replace("meter_day_sufficiency", table, match={"local_day": days})
+    return CleanLoad(
+        rows_in=totals["rows_in"],
+        rows_out=totals["rows_out"],
+        flags_by_rule=dict(sorted(flags.items())),
+        rows_by_quality=dict(sorted(quality.items())),
+        sufficiency=table,
+        rows_by_day=rows_by_day,
     )
-    return CleanLoad(result=result, rows_by_day=rows_by_day)

@@ -30,7 +30,10 @@ def _latest(files: list[LandedFile], kind: str) -> list[LandedFile]:
 
 
 def load_registry(platform: Platform) -> RegistryLoad:
-    """Replace the warehouse's current registry and add its version to `meters_history`."""
+    """Replace the warehouse's current registry and add its version to `meters_history`.
+
+    A meters file is required; without a transformers file the transformers table is empty.
+    """
     listed = platform.landing.list(REGISTRY_PREFIX)
     files: dict[str, str] = {}
     rows: dict[str, int] = {}
@@ -62,9 +65,15 @@ def load_registry(platform: Platform) -> RegistryLoad:
             )
             break
         else:
-            raise FileNotFoundError(
-                f"no usable {kind} registry file under {platform.landing.url}/{REGISTRY_PREFIX}"
-            )
+            if kind == "meters":
+                raise FileNotFoundError(
+                    f"no usable meters registry file under {platform.landing.url}/"
+                    f"{REGISTRY_PREFIX}: land one (columns {', '.join(contract.METERS.names)})"
+                )
+            # Exports brought without a grid model still load; loading-based checks see none.
+            platform.warehouse.replace(kind, contract.TRANSFORMERS.empty_table())
+            files[kind] = ""
+            rows[kind] = 0
     return RegistryLoad(
         files=files, rows=rows, rejected=pa.concat_tables(rejected), quarantined=quarantined
     )
