@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from smartgrid_assets import contract
 from smartgrid_assets.days import day_bounds_utc
@@ -184,5 +186,91 @@ def run_bench(meters: int = 60_000, seed: int = 0) -> dict:
             asdict(assets) | {"readings_per_second": assets.readings_per_second},
         ],
         "ratio_assets_to_hand_sql": assets.readings_per_second / hand.readings_per_second,
+        "target_ratio": 0.5,
+    }
+
+
+def _export_csv(path: Path, index: int, rows: int, rng: np.random.Generator) -> None:
+    """One head-end export: `rows` readings of 96 intervals per meter (meters unique per file)."""
+    start, _ = day_bounds_utc(BENCH_DAY, BENCH_TZ)
+    meters = rows // 96
+    meter = np.repeat(np.arange(meters), 96)
+    slot = np.tile(np.arange(96), meters)
+    ts = pa.array(
+        int(start.timestamp() * 1_000_000) + slot.astype(np.int64) * 900_000_000,
+        pa.timestamp("us", tz="UTC"),
+    )
+    table = pa.table(
+        {
+            "meter_id": pa.array(np.char.add(f"F{index:03d}-", meter.astype(str)).astype(object)),
+            "ts": pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S+00:00"),
+            "interval_minutes": constant(15, pa.int32(), slot.size),
+            "channel": constant("delivered", pa.string(), slot.size),
+            "kwh": pa.array(np.round(rng.gamma(2.0, 0.1, slot.size), 4)),
+        }
+    )
+    pacsv.write_csv(table, str(path), pacsv.WriteOptions(quoting_style="none"))
+
+
+def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0) -> dict:
+    """Ingest `files` CSV exports landed on an S3 server (moto, in this process, over HTTP on
+    loopback) against DuckDB's `read_csv` of the same files from local disk, in the same run."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="smartgrid-ingest-bench-") as tmp:
+        folder = Path(tmp) / "exports"
+        folder.mkdir()
+        paths = [folder / f"export_{i:03d}.csv" for i in range(files)]
+        for i, path in enumerate(paths):
+            _export_csv(path, i, rows, rng)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            env = {
+                "SMARTGRID_HOME": tmp,
+                "SMARTGRID_LANDING_URL": "s3://bench-landing/landing",
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_REGION": "us-east-1",
+            }
+            settings = load_settings(env)
+            boto3.client("s3", **settings.aws_client_kwargs()).create_bucket(Bucket="bench-landing")
+            from smartgrid_assets.platform import Platform
+
+            platform = Platform(settings)
+            for path in paths:
+                platform.landing.put(f"readings/2026-03-18/{path.name}", path.read_bytes())
+            started = time.perf_counter()
+            con = duckdb.connect()
+            local_rows = (
+                con.sql(
+                    "SELECT * FROM read_csv(?, header = true)", params=[[str(p) for p in paths]]
+                )
+                .to_arrow_table()
+                .num_rows
+            )
+            con.close()
+            local_s = time.perf_counter() - started
+            started = time.perf_counter()
+            refresh = platform.catalog.refresh()
+            ingest_s = time.perf_counter() - started
+            ingested = int(pc.sum(refresh.added["rows"]).as_py() or 0)
+        finally:
+            server.stop()
+    return {
+        "files": files,
+        "rows": local_rows,
+        "duckdb_read_csv_local": {"seconds": local_s, "rows_per_second": local_rows / local_s},
+        "ingest_from_s3": {"seconds": ingest_s, "rows_per_second": ingested / ingest_s},
+        "rows_ingested": ingested,
+        "ratio_ingest_to_local_read": (ingested / ingest_s) / (local_rows / local_s),
         "target_ratio": 0.5,
     }

@@ -80,21 +80,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from smartgrid_assets.bench import run_bench
+    from smartgrid_assets.bench import run_bench, run_ingest_bench
 
-    report = run_bench(meters=args.meters, seed=args.seed)
+    report = {
+        "cleaning": run_bench(meters=args.meters, seed=args.seed),
+        "ingestion": run_ingest_bench(files=args.files, rows=args.rows, seed=args.seed),
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"one local day: {report['meters']:,} meters, {report['readings']:,} readings")
-    for path in report["paths"]:
+    cleaning, ingestion = report["cleaning"], report["ingestion"]
+    print(f"one local day: {cleaning['meters']:,} meters, {cleaning['readings']:,} readings")
+    for path in cleaning["paths"]:
         print(
             f"  {path['name']:<48} {path['seconds']:7.2f} s  "
             f"{path['readings_per_second']:>12,.0f} readings/s  peak {path['peak_rss_mb']:,.0f} MB"
         )
     print(
-        f"ratio assets / hand SQL: {report['ratio_assets_to_hand_sql']:.2f}x "
-        f"(target >= {report['target_ratio']}x)"
+        f"  ratio assets / hand SQL: {cleaning['ratio_assets_to_hand_sql']:.2f}x "
+        f"(target >= {cleaning['target_ratio']}x)"
+    )
+    print(f"ingestion: {ingestion['files']} files, {ingestion['rows']:,} rows")
+    for name, label in (
+        ("duckdb_read_csv_local", "DuckDB read_csv from local disk"),
+        ("ingest_from_s3", "ingest (fetch, parse, validate) from S3"),
+    ):
+        path = ingestion[name]
+        print(f"  {label:<48} {path['seconds']:7.2f} s  {path['rows_per_second']:>12,.0f} rows/s")
+    print(
+        f"  ratio ingest / local read: {ingestion['ratio_ingest_to_local_read']:.2f}x "
+        f"(target >= {ingestion['target_ratio']}x)"
     )
     return 0
 
@@ -315,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time raw -> cleaned -> hourly against hand SQL")
     bench.add_argument("--meters", type=_positive, default=60_000)
+    bench.add_argument("--files", type=_positive, default=100, help="ingestion: files")
+    bench.add_argument("--rows", type=_positive, default=50_000, help="ingestion: rows a file")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
     bench.set_defaults(func=_cmd_bench)

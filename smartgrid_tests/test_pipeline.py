@@ -182,8 +182,23 @@ def test_bad_input_is_traced_and_the_rest_of_the_partition_goes_on(
     assert raw_meta["rejected_rows"].value >= 3
     assert "GHOST-9" in raw_meta["rejected_sample"].value
     assert "missing_column.csv" in raw_meta["newly_quarantined"].value
-    reason = json.loads(landing.read_bytes("quarantine/readings/bad/corrupt.parquet.reason.json"))
-    assert reason["key"] == "readings/bad/corrupt.parquet"
+    assert "readings/bad/corrupt.parquet" in raw_meta["quarantined_files"].value
+    reason = json.loads(
+        landing.read_bytes("quarantine/readings/bad/missing_column.csv.reason.json")
+    )
+    assert reason["key"] == "readings/bad/missing_column.csv"
+    details = reason["details"]
+    assert details["contract"] == "readings 1.0"
+    assert details["field"] == "interval_minutes, channel"
+    assert details["expected"] == ["meter_id", "ts", "interval_minutes", "channel", "kwh"]
+    assert details["found"] == ["meter_id", "ts", "kwh"]
+
+    corrected = header + "M000002,2026-03-29T10:00:00+00:00,15,delivered,0.4\n"
+    landing.put("readings/bad-fixed/missing_column.csv", corrected.encode())
+    _run_all(platform, DST_DAY, DST_DAY)
+    raw = _lake(platform, "raw_readings", DST_DAY)
+    fixed = raw.filter(pc.equal(raw["source_file"], "readings/bad-fixed/missing_column.csv"))
+    assert fixed["kwh"].to_pylist() == [0.4], "a corrected file landed later is picked up"
 
 
 def test_s3_backend_end_to_end(s3_settings: Settings, utility: Path) -> None:

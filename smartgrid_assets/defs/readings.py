@@ -30,6 +30,7 @@ def raw_readings(
 ) -> dg.MaterializeResult:
     """Landed readings of the partition's local days, as landed (lake); bad rows rejected."""
     load = ingest_raw_readings(platform, partition_days(context))
+    quarantined = [q for q in platform.landing.quarantined() if q["key"].startswith("readings/")]
     reasons = load.rejected.group_by("reason").aggregate([("row", "count")]).to_pylist()
     return dg.MaterializeResult(
         metadata={
@@ -37,7 +38,10 @@ def raw_readings(
             "rows_by_day": dg.MetadataValue.json(load.rows_by_day),
             "files": dg.MetadataValue.int(len(load.files)),
             "newly_quarantined": md_table(load.quarantined),
-            "quarantined_total": dg.MetadataValue.int(len(platform.landing.quarantined())),
+            "quarantined_total": dg.MetadataValue.int(len(quarantined)),
+            "quarantined_files": md_table(
+                [{"file": q["key"], "reason": q["reason"]} for q in quarantined]
+            ),
             "rejected_by_reason": md_table(reasons),
             **rejected_summary(load.rejected),
         }

@@ -21,8 +21,9 @@ from smartgrid_assets.lake import Lake
 from smartgrid_assets.landing import LandedFile, LandingZone
 
 READINGS_PREFIX = "readings/"
-PARSE_THREADS = 4  # fetching and parsing release the GIL: overlap I/O with DuckDB
+PARSE_THREADS = 8  # fetching and parsing mostly release the GIL: overlap I/O and parsing
 INDEX_PATH = "_ingest/readings_index.parquet"
+CONTRACT = f"readings {contract.schema_version(contract.READINGS)}"
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -116,17 +117,33 @@ class ReadingsCatalog:
                 "readings", file.key, self.landing.read_bytes(file.key), file.last_modified
             )
         except FileRejected as exc:
-            self.landing.quarantine(file, exc.reason, dict(exc.details))
+            self.landing.quarantine(file, exc.reason, {"contract": CONTRACT, **exc.details})
             return entry | {"status": "quarantined", "reason": exc.reason}
         readings = result.table
         if readings.num_rows == 0:
-            sample = result.rejected.slice(0, 5).select(["row", "field", "value", "reason"])
+            first = result.rejected.slice(0, 5).to_pylist()
             reason = "no row could be read; every row breaks the contract"
-            self.landing.quarantine(file, reason, {"first_rejected_rows": sample.to_pylist()})
+            self.landing.quarantine(
+                file,
+                reason,
+                {
+                    "contract": CONTRACT,
+                    "rejected_rows": [
+                        {
+                            "row": r["row"],
+                            "field": r["field"],
+                            "found": r["value"],
+                            "expected": r["reason"],
+                        }
+                        for r in first
+                    ],
+                },
+            )
             return entry | {"status": "quarantined", "reason": reason}
         self.lake.write_table(_cache_path(file.etag, "readings"), readings)
         rejected = result.rejected.select(REJECTED_CACHE_SCHEMA.names).cast(REJECTED_CACHE_SCHEMA)
-        self.lake.write_table(_cache_path(file.etag, "rejected"), rejected)
+        if rejected.num_rows:
+            self.lake.write_table(_cache_path(file.etag, "rejected"), rejected)
         all_ts = pa.chunked_array(readings["ts"].chunks + rejected["ts"].chunks, contract.UTC_TS)
         span = pc.min_max(all_ts)
         return entry | {
@@ -171,8 +188,11 @@ class ReadingsCatalog:
         return table.filter(keep)
 
     def rejected(self, files: pa.Table) -> pa.Table:
+        """Rejected rows of the files (cached only for files that had some)."""
+        with_rejects = files.filter(pc.greater(files["rejected_rows"], 0))
         tables = [
-            self.lake.read_table(_cache_path(e, "rejected")) for e in files["etag"].to_pylist()
+            self.lake.read_table(_cache_path(e, "rejected"))
+            for e in with_rejects["etag"].to_pylist()
         ]
         return pa.concat_tables(
             [t for t in tables if t is not None] or [REJECTED_CACHE_SCHEMA.empty_table()]

@@ -25,7 +25,12 @@ READINGS_FIELDS = [
         allowed=INTERVALS,
     ),
     Field("channel", "VARCHAR", "channel delivered or received", allowed=contract.CHANNELS),
-    Field("kwh", "DOUBLE", "a finite number of kWh", check="isfinite({v})"),
+    Field(
+        "kwh",
+        "DOUBLE",
+        "a finite number of kWh under 1,000,000 in magnitude",
+        check="isfinite({v}) AND abs({v}) < 1e6",
+    ),
 ]
 
 METER_FIELDS = [
