@@ -869,6 +869,35 @@ def test_chunked_and_nanosecond_input_is_accepted():
     assert run(nanos, [meter("M1")]).cleaned.equals(expected)
 
 
+def test_chunked_input_with_late_redeliveries_matches_the_sorted_input():
+    # as the lake holds it: sorted rows in several chunks, a later file's re-deliveries last
+    rows = normal_days("M1") + normal_days("M2")
+    late = [
+        dict(rows[i], kwh=rows[i]["kwh"] * 1.02, source_file="late.csv", landed_at=LANDED + Q)
+        for i in (3, 100, 150, 300)
+    ]
+    table = readings_table(rows + late)
+    chunked = pa.concat_tables([table.slice(k, 70) for k in range(0, table.num_rows, 70)])
+    in_order = readings_table(sorted(rows + late, key=lambda r: (r["meter_id"], r["ts"])))
+    meters = [meter("M1"), meter("M2")]
+    result = run(chunked, meters)
+    assert result.cleaned.equals(run(in_order, meters).cleaned)
+    assert result.flags_by_rule["duplicate"] == 3  # one re-delivery is in the context day
+    late_rows = [r for r in result.cleaned.to_pylist() if r["source_file"] == "late.csv"]
+    assert len(late_rows) == 3
+    assert all(r["vee_rules"] == ["duplicate"] for r in late_rows)
+
+
+def test_window_without_readings_is_estimated_from_the_context_profile():
+    result = run(normal_days("M1", days=1), [meter("M1")])
+    got = rows_of(result, "M1")
+    assert len(got) == 96
+    assert {r["vee_rules"][0] for r in got} == {"estimate.profile"}
+    assert all(r["source_file"] is None and r["kwh_raw"] is None for r in got)
+    assert [r["kwh"] for r in got] == pytest.approx([load(i) for i in range(96)], rel=1e-12)
+    assert suff(result, "M1")["estimated"] == 96
+
+
 def test_minimal_meters_table_is_enough():
     minimal = pa.table(
         {

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from smartgrid_assets.vee import VeeConfig, estimation, flags, timegrid
-from smartgrid_assets.vee.arrays import SortedGroups, group_median, run_minutes, same_as_previous
+from smartgrid_assets.vee.arrays import (
+    SortedGroups,
+    group_median,
+    rows_of,
+    run_flags,
+    run_minutes,
+    same_as_previous,
+)
 from smartgrid_assets.vee.rules import (
     alignment,
     duplicate,
@@ -264,6 +271,25 @@ def test_run_minutes():
     assert minutes.tolist() == [30, 30, 0, 30, 30, 15]
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_run_flags_is_run_minutes_over_a_threshold(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    member = rng.random(n) < 0.7
+    link = rng.random(n) < 0.8
+    minutes = rng.choice([5, 15, 60, 240], n)
+    for threshold in (15, 60, 240, 241.5):
+        expected = member & (run_minutes(member, link, minutes) >= threshold)
+        assert run_flags(member, link, minutes, threshold).tolist() == expected.tolist()
+
+
+def test_rows_of_selected_groups():
+    starts, ends = np.array([0, 2, 2, 5]), np.array([2, 2, 5, 9])
+    assert rows_of(np.array([0, 2, 3]), starts, ends).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8]
+    assert rows_of(np.array([1, 3]), starts, ends).tolist() == [5, 6, 7, 8]
+    assert rows_of(np.array([], dtype=np.int64), starts, ends).tolist() == []
+
+
 # --- group statistics -----------------------------------------------------------------------
 
 
@@ -296,6 +322,26 @@ def test_group_median_matches_numpy(sizes):
             assert nz_mad[g] == pytest.approx(np.median(np.abs(nz - np.median(nz))))
         else:
             assert np.isnan(nz_med[g]) and np.isnan(nz_mad[g])
+
+
+@pytest.mark.parametrize("sizes", [[5, 5, 5], [1, 4, 7, 2], [1, 50], [3, 0, 4]])
+def test_sorted_groups_extremes_and_counts(sizes):
+    rng = np.random.default_rng(len(sizes))
+    gid = np.repeat(np.arange(len(sizes)), sizes)
+    values = rng.normal(size=len(gid))
+    values[rng.random(len(gid)) < 0.2] = np.nan
+    groups = SortedGroups(values, gid, len(sizes))
+    low, high = groups.extremes()
+    limit = rng.normal(size=len(sizes))
+    at_most = groups.count_at_most(limit)
+    for g in range(len(sizes)):
+        sel = values[gid == g]
+        sel = sel[~np.isnan(sel)]
+        if len(sel):
+            assert (low[g], high[g]) == (sel.min(), sel.max())
+        else:
+            assert np.isnan(low[g]) and np.isnan(high[g])
+        assert at_most[g] == np.count_nonzero(sel <= limit[g])
 
 
 # --- time grid and estimation ---------------------------------------------------------------
@@ -337,6 +383,45 @@ def test_expected_grid_respects_install_period_and_as_of():
     # meter 0: 06:00..20:00 in quarter hours; its received channel not expected;
     # meter 1: hourly until removal at 12:00
     assert grid.expected[:, 0].tolist() == [56, 0, 12, 12]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_missing_slots_from_gap_rows_only(seed):
+    # rows that start where the previous row of their gkey ended cannot end a gap
+    rng = np.random.default_rng(seed)
+    bounds = np.array([T0, T0 + 1440 * MIN])
+    grid = estimation.expected_grid(
+        bounds,
+        installed_us=np.full(3, T0 - 1440 * MIN),
+        removed_us=np.full(3, install_period.NEVER),
+        interval_minutes=np.array([15, 30, 60]),
+        expect_channel=np.array([True, False, True, True, True, True]),
+        as_of_us=T0 + 2000 * MIN,
+    )
+    gkeys, ts, interval = [], [], []
+    for gkey in (0, 2, 3):  # gkey 4 and 5 have no rows
+        step = int(grid.step_us[gkey])
+        slots = np.sort(rng.choice(200, 120, replace=False)) - 60
+        gkeys += [gkey] * len(slots)
+        ts += (T0 + slots * step).tolist()
+        interval += [step // MIN] * len(slots)
+    gkeys, ts, interval = np.array(gkeys), np.array(ts), np.array(interval)
+    interval_us = interval * MIN
+    full = estimation.missing_slots(grid, gkeys, ts, interval_us, bounds)
+    link = runs.contiguous(gkeys, ts, interval)
+    last = np.flatnonzero(np.append(gkeys[1:] != gkeys[:-1], True))
+    sparse = estimation.missing_slots(
+        grid,
+        gkeys,
+        ts,
+        estimation.MinutesAsUs(interval),
+        bounds,
+        gap_rows=np.flatnonzero(~link),
+        last_rows=last,
+    )
+    for name in ("gkey", "ts", "day", "prev", "next"):
+        assert getattr(sparse, name).tolist() == getattr(full, name).tolist()
+    assert len(full.ts) and set(full.gkey.tolist()) >= {4, 5}
 
 
 def test_linear_estimate_function():

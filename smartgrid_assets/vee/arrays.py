@@ -72,8 +72,20 @@ class SortedGroups:
         if n_groups and int(sizes.min()) == width:
             grid = vals.reshape(n_groups, width).copy()
         elif n_groups * width <= 2 * len(vals) + 1024:
-            grid = np.full((n_groups, width), np.nan)
-            grid[gid, np.arange(len(vals), dtype=np.int64) - starts[gid]] = vals
+            # each group's values left-aligned in its row, NaN after them (few such cells)
+            row_start = np.arange(n_groups, dtype=np.int64) * width
+            padded = np.flatnonzero(sizes < width)
+            pads = rows_of(padded, row_start + sizes, row_start + width)
+            flat = np.empty(n_groups * width)
+            if len(pads):
+                filled = np.ones(len(flat), dtype=bool)
+                filled[pads] = False
+                flat[filled] = vals
+                del filled
+                flat[pads] = np.nan
+            else:
+                flat[:] = vals
+            grid = flat.reshape(n_groups, width)
         else:
             grid = None
         if grid is not None:
@@ -91,6 +103,23 @@ class SortedGroups:
         if self._width is not None:
             return mask.reshape(self.n_groups, self._width).sum(axis=1, dtype=np.int64)
         return np.bincount(self._gid, weights=mask, minlength=self.n_groups).astype(np.int64)
+
+    def count_at_most(self, limit: np.ndarray) -> np.ndarray:
+        """Per group, how many of its values are <= that group's `limit` (NaN never counts)."""
+        limit = np.asarray(limit, dtype=np.float64)
+        if self._width is not None:
+            grid = self._flat.reshape(self.n_groups, self._width)
+            return (grid <= limit[:, None]).sum(axis=1, dtype=np.int64)
+        return self.count(self._flat <= limit[self._gid])
+
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(smallest, largest) value per group, NaN for a group without values."""
+        low = np.full(self.n_groups, np.nan)
+        high = np.full(self.n_groups, np.nan)
+        has = np.flatnonzero(self.counts > 0)
+        low[has] = self._at(has, np.zeros(len(has), dtype=np.int64))
+        high[has] = self._at(has, self.counts[has] - 1)
+        return low, high
 
     def _at(self, group: np.ndarray, offset: np.ndarray) -> np.ndarray:
         return self._flat[self._starts[group] + offset]
@@ -179,4 +208,48 @@ def run_minutes(member: np.ndarray, link: np.ndarray, minutes: np.ndarray) -> np
     idx = np.flatnonzero(member)
     totals = np.bincount(run_id[idx], weights=minutes[idx].astype(np.float64))
     out[idx] = totals[run_id[idx]]
+    return out
+
+
+def group_ends(starts: np.ndarray, n: int) -> np.ndarray:
+    """End row (exclusive) of each segment, from the segments' start rows over n rows."""
+    ends = np.empty(len(starts), dtype=np.int64)
+    ends[:-1] = starts[1:]
+    if len(starts):
+        ends[-1] = n
+    return ends
+
+
+def rows_of(selected: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Row indices (ascending) of the `selected` groups (group indices, ascending), whose rows
+    are [starts, ends)."""
+    lengths = ends[selected] - starts[selected]
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.cumsum(lengths) - lengths
+    return np.repeat(starts[selected] - first, lengths) + np.arange(total, dtype=np.int64)
+
+
+def run_flags(
+    member: np.ndarray, link: np.ndarray, minutes: np.ndarray, threshold: float
+) -> np.ndarray:
+    """`member & (run_minutes(member, link, minutes) >= threshold)`, without per-row totals.
+
+    Only runs of two or more rows are summed; a single-row run lasts its own minutes.
+    """
+    n = len(member)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    cont = member & link
+    cont[1:] &= member[:-1]
+    cont[0] = False
+    out = member & (np.asarray(minutes) >= threshold)
+    tails = np.flatnonzero(cont)  # rows continuing the run of the row before them
+    if len(tails) == 0:
+        return out
+    rows = np.union1d(tails - 1, tails)  # every row of a run of >= 2 rows, ascending
+    run_id = np.cumsum(~cont[rows]) - 1
+    totals = np.bincount(run_id, weights=np.asarray(minutes)[rows].astype(np.float64))
+    out[rows] = totals[run_id] >= threshold
     return out

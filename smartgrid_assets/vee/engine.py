@@ -10,6 +10,12 @@ Steps (all on numpy arrays, one sort):
 4. expected grid of the window's local days, missing slots, estimates;
 5. cleaned rows of the window (CLEANED_READINGS, sorted by meter_id, channel, ts) and the
    sufficiency table.
+
+Cost is mostly memory traffic, so the engine keeps few full-length arrays alive: readings are
+gathered into sorted order once (no sort when already sorted), rules that fire on few rows test
+whole groups or a cheap necessary condition first (a group's largest value, a row that does not
+continue the previous one) and evaluate the exact row test only where it may hold, and the
+cleaned table is built column by column, each working array dropped once its column exists.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import pyarrow.compute as pc
 
 from ..contract import CHANNELS, CLEANED_READINGS, READINGS, UTC_TS, conform
 from . import estimation, flags
-from .arrays import SortedGroups, same_as_previous, segment_ids
+from .arrays import SortedGroups, group_ends, rows_of, same_as_previous, segment_ids
 from .config import VEE_VERSION, VeeConfig
 from .flags import BIT
 from .rules import (
@@ -140,12 +146,14 @@ class _Keyer:
     def __call__(self, gkey: np.ndarray, ts: np.ndarray) -> np.ndarray:
         rel = np.asarray(ts, dtype=np.int64) - self.base
         if self.unit != 1:
-            rel = rel // self.unit
-        return (np.asarray(gkey, dtype=np.int64) << self.tbits) | rel
+            rel //= self.unit
+        rel |= np.asarray(gkey, dtype=np.int64) << self.tbits
+        return rel
 
 
 # READINGS columns VEE needs; others (e.g. source_row) are optional.
 _NEEDED = ("meter_id", "ts", "interval_minutes", "channel", "kwh", "source_file", "landed_at")
+_CHANNEL_SET = pa.array(CHANNELS, type=pa.string())
 
 
 def _select_readings(readings: pa.Table) -> pa.Table:
@@ -164,9 +172,12 @@ def _numpy(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
     return np.asarray(column.to_numpy(), dtype=dtype)
 
 
-def _index_in(values: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+def _codes(values: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Index of each value in `value_set` (int32; -1 for a value not in it)."""
     idx = pc.index_in(pc.cast(values, pa.string()), value_set=value_set)
-    return np.asarray(idx.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if idx.null_count:
+        idx = idx.fill_null(-1)
+    return _numpy(idx, np.int32)
 
 
 def _source_rank(source_file: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -179,6 +190,215 @@ def _source_rank(source_file: pa.ChunkedArray | pa.Array) -> np.ndarray:
     rank[order] = np.arange(len(order))
     indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     return np.where(indices >= 0, rank[np.maximum(indices, 0)], -1)
+
+
+def _take_few(column: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """`column.take(rows)` for a few rows, chunk by chunk (a chunked take may first
+    concatenate the whole column)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if column.num_chunks <= 1:
+        return column.take(pa.array(rows)).combine_chunks()
+    offsets = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+    chunk_of = np.searchsorted(offsets, rows, side="right") - 1
+    order = np.argsort(chunk_of, kind="stable")
+    pieces = []
+    for c in np.unique(chunk_of):
+        at = rows[order[chunk_of[order] == c]] - offsets[c]
+        pieces.append(column.chunk(int(c)).take(pa.array(at)))
+    if not pieces:
+        return column.chunk(0).slice(0, 0)
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[order] = np.arange(len(rows))
+    return pa.concat_arrays(pieces).take(pa.array(inverse))
+
+
+def _string_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """(int32 code per row, -1 for null; dictionary) of a string column."""
+    encoded = pc.cast(column, pa.string()).dictionary_encode()
+    chunks = encoded.chunks
+    dictionary = chunks[-1].dictionary if chunks else pa.array([], type=pa.string())
+    codes = np.empty(len(column), dtype=np.int32)
+    at = 0
+    for chunk in chunks:
+        indices = chunk.indices
+        if indices.null_count:
+            indices = indices.fill_null(-1)
+        part = indices.to_numpy()
+        if not chunk.dictionary.equals(dictionary):  # map to the final dictionary
+            remap = _numpy(pc.index_in(chunk.dictionary, value_set=dictionary), np.int32)
+            part = np.where(part >= 0, remap[np.maximum(part, 0)], -1)
+        codes[at : at + len(part)] = part
+        at += len(part)
+    return codes, dictionary
+
+
+def _is_sorted(values: np.ndarray) -> bool:
+    return len(values) < 2 or bool(np.all(values[1:] >= values[:-1]))
+
+
+def _per_row(per_group: np.ndarray, gid: np.ndarray) -> np.ndarray:
+    """Per-group values spread to rows; one scalar when every group has the same value."""
+    if len(per_group):
+        bits = per_group.view(f"u{per_group.itemsize}")
+        if bool(np.all(bits == bits[0])):
+            return per_group[0]
+    return per_group[gid]
+
+
+def _flag(rule: np.ndarray, hit: np.ndarray, bit: int) -> None:
+    """Set `bit` in `rule` where `hit` (a mask) is true."""
+    np.bitwise_or(rule, bit, out=rule, where=hit)
+
+
+@dataclass
+class _Kept:
+    """The readings kept (one per slot) sorted by (gkey, ts), before the row rules."""
+
+    ts: np.ndarray  # int64 UTC us, snapped to the interval grid
+    gkey: np.ndarray  # int64 meter index * 2 + channel
+    interval: np.ndarray  # int32 minutes
+    kwh_raw: np.ndarray  # float64 as landed
+    src: np.ndarray | None  # row of the input table (None: row i is input row i)
+    misaligned: np.ndarray  # bool: ts was snapped
+    misaligned_raw_ts: np.ndarray  # ts as landed of the misaligned rows
+    duplicate_rows: np.ndarray  # rows flagged `duplicate`
+    alignment_rows: np.ndarray  # rows flagged `alignment` for winning over a snapped reading
+    rows_in: int
+    dropped: dict[str, int]
+    key_of: _Keyer
+    ts_lo: int
+    ts_hi: int
+
+
+def _kept_rows(table: pa.Table, reg: _Registry, ws: int, we: int) -> _Kept:
+    """Map readings to the registry, snap, sort once (unless already sorted), one per slot."""
+    raw_ts = _ts_us(table["ts"])
+    in_window = (raw_ts >= ws) & (raw_ts < we)
+    rows_in = int(np.count_nonzero(in_window))
+    meter = _codes(table["meter_id"], reg.ids)
+    channel = _codes(table["channel"], _CHANNEL_SET)
+    valid = (meter >= 0) & (channel >= 0)
+    valid_rows = None  # rows of `table` kept (None: all)
+    dropped = {"unknown_meter": 0, "unknown_channel": 0}
+    if not valid.all():
+        dropped["unknown_meter"] = int(np.count_nonzero(in_window & (meter < 0)))
+        dropped["unknown_channel"] = int(np.count_nonzero(in_window & (meter >= 0) & (channel < 0)))
+        valid_rows = np.flatnonzero(valid)
+    del in_window, valid
+    gkey = meter.astype(np.int64)
+    del meter
+    gkey *= 2
+    gkey += channel
+    del channel
+    interval = _numpy(table["interval_minutes"], np.int32)
+    if valid_rows is not None:
+        raw_ts = raw_ts[valid_rows]
+        gkey = gkey[valid_rows]
+        interval = interval[valid_rows]
+
+    # --- slots: snap, sort once, one reading per slot ---------------------------------------
+    ts, mis = alignment.snap_and_flag(raw_ts, interval)
+    ts_lo = min(int(ts.min()), ws) if len(ts) else ws
+    ts_hi = max(int(ts.max()), we) if len(ts) else we
+    key_of = _Keyer(2 * len(reg), ts_lo, ts_hi)
+    key = key_of(gkey, ts)
+    order = None  # sorted position -> position before sorting
+    if not _is_sorted(key):
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+    duplicate_rows = alignment_rows = np.zeros(0, dtype=np.int64)
+    keep = None
+    dropped["superseded"] = 0
+    sub = duplicate.conflicting(key)
+    if len(sub):
+        pos = order[sub] if order is not None else sub
+        rows = valid_rows[pos] if valid_rows is not None else pos
+        res = duplicate.resolve_slots(
+            key[sub],
+            raw_ts[pos],
+            mis[pos],
+            _ts_us(_take_few(table["landed_at"], rows)),
+            _source_rank(_take_few(table["source_file"], rows)),
+            _numpy(_take_few(table["source_row"], rows).fill_null(0), np.int64),
+            _numpy(_take_few(table["kwh"], rows), np.float64),
+        )
+        lost = sub[~res.keep]
+        lost_ts = ts[pos[~res.keep]]
+        dropped["superseded"] = int(np.count_nonzero((lost_ts >= ws) & (lost_ts < we)))
+        winners = sub[res.keep]
+        moved = winners - np.searchsorted(lost, winners)  # their rows once the lost are gone
+        duplicate_rows = moved[res.duplicate[res.keep]]
+        alignment_rows = moved[res.alignment[res.keep]]
+        keep = np.ones(len(key), dtype=bool)
+        keep[lost] = False
+    del key  # recomputed from the kept gkey and ts where needed
+    if keep is not None:
+        order = np.flatnonzero(keep) if order is None else order[keep]
+    sel = order  # kept row -> position before sorting (None: the same)
+    del order, keep
+    if sel is not None:  # gather one array at a time, freeing the unsorted one
+        ts = ts[sel]
+        gkey = gkey[sel]
+        interval = interval[sel]
+        mis = mis[sel]
+    mis_rows = np.flatnonzero(mis)
+    misaligned_raw_ts = raw_ts[sel[mis_rows] if sel is not None else mis_rows]
+    del raw_ts
+    src = valid_rows  # kept row -> row of `table`
+    if sel is not None:
+        src = sel if valid_rows is None else valid_rows[sel]
+    del sel, valid_rows
+    if src is not None and table.num_rows < 2**31:
+        src = src.astype(np.int32)
+    kwh = table["kwh"] if src is None else table["kwh"].take(pa.array(src))
+    kwh_raw = _numpy(kwh, np.float64)
+    return _Kept(
+        ts=ts,
+        gkey=gkey,
+        interval=interval,
+        kwh_raw=kwh_raw,
+        src=src,
+        misaligned=mis,
+        misaligned_raw_ts=misaligned_raw_ts,
+        duplicate_rows=duplicate_rows,
+        alignment_rows=alignment_rows,
+        rows_in=rows_in,
+        dropped=dropped,
+        key_of=key_of,
+        ts_lo=ts_lo,
+        ts_hi=ts_hi,
+    )
+
+
+def _dominant_interval(
+    g_meter: np.ndarray,
+    g_lo: np.ndarray,
+    g_hi: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    interval: np.ndarray,
+    n_meters: int,
+    default: int,
+) -> np.ndarray:
+    """`interval_length.dominant_interval` from per-group interval bounds: only the rows of
+    meters with mixed intervals are counted."""
+    out = np.full(n_meters, default, dtype=np.int64)
+    if len(g_meter) == 0:
+        return out
+    first = np.flatnonzero(np.diff(g_meter, prepend=-1))  # first group of each meter
+    meters = g_meter[first]
+    lo = np.minimum.reduceat(g_lo, first)
+    hi = np.maximum.reduceat(g_hi, first)
+    out[meters] = lo
+    mixed = np.flatnonzero(lo != hi)
+    if len(mixed):
+        last = np.append(first[1:], len(g_meter)) - 1  # last group of each meter
+        row_start, row_end = starts[first], ends[last]
+        rows = rows_of(mixed, row_start, row_end)
+        meter = np.repeat(meters[mixed], row_end[mixed] - row_start[mixed])
+        counted = interval_length.dominant_interval(meter, interval[rows], n_meters, default)
+        out[meters[mixed]] = counted[meters[mixed]]
+    return out
 
 
 def apply(
@@ -209,113 +429,123 @@ def apply(
     n_gkeys = 2 * n_meters
 
     table = _select_readings(readings)
-    raw_ts = _ts_us(table["ts"])
-    raw_in_window = (raw_ts >= ws) & (raw_ts < we)
-    rows_in = int(np.count_nonzero(raw_in_window))
-    meter = _index_in(table["meter_id"], reg.ids)
-    channel = _index_in(table["channel"], pa.array(CHANNELS, type=pa.string()))
-    valid = (meter >= 0) & (channel >= 0)
-    dropped = {
-        "unknown_meter": int(np.count_nonzero(raw_in_window & (meter < 0))),
-        "unknown_channel": int(np.count_nonzero(raw_in_window & (meter >= 0) & (channel < 0))),
-    }
-
-    # --- slots: snap, sort once, one reading per slot -----------------------------------
-    all_valid = bool(valid.all())
-    src = np.arange(table.num_rows) if all_valid else np.flatnonzero(valid)  # row in `table`
-    ts_raw = raw_ts if all_valid else raw_ts[src]
-    interval = _numpy(table["interval_minutes"], np.int64)
-    kwh_raw = _numpy(table["kwh"], np.float64)
-    gkey = meter * 2 + channel
-    if not all_valid:
-        interval, kwh_raw, gkey = interval[src], kwh_raw[src], gkey[src]
-    ts, mis = alignment.snap_and_flag(ts_raw, interval)
-    ts_lo = min(int(ts.min()), ws) if len(ts) else ws
-    ts_hi = max(int(ts.max()), we) if len(ts) else we
-    key_of = _Keyer(n_gkeys, ts_lo, ts_hi)
-    key = key_of(gkey, ts)
-    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
-        order = np.argsort(key, kind="stable")
-        src, ts_raw, interval, kwh_raw, gkey, mis, ts, key = (
-            a[order] for a in (src, ts_raw, interval, kwh_raw, gkey, mis, ts, key)
-        )
-    dup_flag = np.zeros(len(src), dtype=bool)
-    align_flag = mis
-    dropped["superseded"] = 0
-    sub = duplicate.conflicting(key)
-    if len(sub):
-        rows = pa.array(src[sub])
-        res = duplicate.resolve_slots(
-            key[sub],
-            ts_raw[sub],
-            mis[sub],
-            _ts_us(table["landed_at"].take(rows)),
-            _source_rank(table["source_file"].take(rows)),
-            _numpy(table["source_row"].take(rows).fill_null(0), np.int64),
-            kwh_raw[sub],
-        )
-        keep = np.ones(len(src), dtype=bool)
-        keep[sub] = res.keep
-        dup_flag[sub] = res.duplicate
-        align_flag = mis.copy()
-        align_flag[sub] = res.alignment
-        lost = sub[~res.keep]
-        dropped["superseded"] = int(np.count_nonzero((ts[lost] >= ws) & (ts[lost] < we)))
-        src, ts_raw, interval, kwh_raw, gkey, mis, ts, key, dup_flag, align_flag = (
-            a[keep]
-            for a in (src, ts_raw, interval, kwh_raw, gkey, mis, ts, key, dup_flag, align_flag)
-        )
-    n = len(src)
+    kept = _kept_rows(table, reg, ws, we)
+    ts, gkey, interval, kwh_raw, src = kept.ts, kept.gkey, kept.interval, kept.kwh_raw, kept.src
+    key_of, ts_lo, ts_hi = kept.key_of, kept.ts_lo, kept.ts_hi
+    n = len(ts)
     rule = np.zeros(n, dtype=np.int32)
-    rule[dup_flag] |= BIT["duplicate"]
-    rule[align_flag] |= BIT["alignment"]
-    edited = mis.copy()  # a snapped timestamp is an edit
+    rule[kept.duplicate_rows] |= BIT["duplicate"]
+    rule[kept.alignment_rows] |= BIT["alignment"]
+    mis_rows = np.flatnonzero(kept.misaligned)
+    rule[mis_rows] |= BIT["alignment"]
+    mis_raw_ts = kept.misaligned_raw_ts
+    edited = kept.misaligned  # a snapped timestamp is an edit
+    rows_in, dropped = kept.rows_in, kept.dropped
+    del kept
 
     # --- row rules over the whole input ----------------------------------------------------
-    m = gkey // 2
-    received = (gkey & 1) == 1
-    gid, _ = segment_ids(gkey)
-    n_groups = int(gid[-1]) + 1 if n else 0
-    dominant = interval_length.dominant_interval(
-        m, interval, n_meters, config.default_interval_minutes
+    # per group (meter-channel, one contiguous run of rows): bounds, meter, channel
+    gid, starts = segment_ids(gkey)
+    n_groups = len(starts)
+    ends = group_ends(starts, n)
+    g_meter = gkey[starts] >> 1
+    g_received = (gkey[starts] & 1) == 1
+    any_received = bool(g_received.any())
+    has_received = np.zeros(n_meters, dtype=bool)
+    has_received[g_meter[g_received]] = True
+    g_lo = np.minimum.reduceat(interval, starts) if n_groups else interval[:0]
+    g_hi = np.maximum.reduceat(interval, starts) if n_groups else interval[:0]
+
+    dominant = _dominant_interval(
+        g_meter, g_lo, g_hi, starts, ends, interval, n_meters, config.default_interval_minutes
     )
     dominant[dominant <= 0] = config.default_interval_minutes  # garbage cannot define a grid
-    rule[interval_length.wrong_length(interval, dominant[m])] |= BIT["interval_length"]
-    rule[future.future(ts, now)] |= BIT["future"]
-    outside = install_period.outside_install(ts, reg.installed_us[m], reg.removed_us[m])
-    rule[outside] |= BIT["install_period"]
-    rule[negative.negative(kwh_raw, reg.has_solar[m], received)] |= BIT["negative"]
+    g_dominant = dominant[g_meter]
+    odd = np.flatnonzero((g_lo != g_hi) | (g_lo != g_dominant))
+    if len(odd):
+        rows = rows_of(odd, starts, ends)
+        wrong = interval_length.wrong_length(interval[rows], g_dominant[gid[rows]])
+        rule[rows[wrong]] |= BIT["interval_length"]
+    _flag(rule, future.future(ts, now), BIT["future"])
+    # ts ascends within a group: only groups reaching outside the install period are checked
+    outside = np.flatnonzero(
+        (ts[starts] < reg.installed_us[g_meter]) | (ts[ends - 1] >= reg.removed_us[g_meter])
+    )
+    if len(outside):
+        rows = rows_of(outside, starts, ends)
+        m = gkey[rows] >> 1
+        out = install_period.outside_install(ts[rows], reg.installed_us[m], reg.removed_us[m])
+        rule[rows[out]] |= BIT["install_period"]
+    rows = np.flatnonzero(kwh_raw < 0)
+    if len(rows):
+        m = gkey[rows] >> 1
+        hit = negative.negative(kwh_raw[rows], reg.has_solar[m], (gkey[rows] & 1) == 1)
+        rule[rows[hit]] |= BIT["negative"]
 
     input_days, input_bounds = local_days(min(ts_lo, ws), max(ts_hi + 1, we), tz)
-    day = day_index(ts, input_bounds)
-    day_segment, _ = segment_ids(gid * (len(input_days) + 2) + (day + 1))
+    high_kw = _per_row(reg.high_kw[g_meter], gid)
     raw_groups = SortedGroups(kwh_raw, gid, n_groups)
-    unit = unit_error.wh_as_kwh(
-        kwh_raw, interval, reg.high_kw[m], gid, n_groups, day_segment, config, raw_groups
+    candidates = unit_error.candidates(
+        kwh_raw, interval, high_kw, gid, n_groups, config, raw_groups
     )
-    rule[unit] |= BIT["unit.wh_as_kwh"]
-    edited |= unit
-    kwh = unit_error.correct(kwh_raw, unit) if unit.any() else kwh_raw
-
-    kw = limits.average_kw(kwh, interval)
-    rule[limits.limit_high(kw, reg.high_kw[m])] |= BIT["limit.high"]
-    rule[limits.limit_low(kw, reg.low_kw[m], reg.has_solar[m])] |= BIT["limit.low"]
+    kwh = kwh_raw
+    corrected = len(candidates) > 0
+    solar = reg.has_solar[g_meter]
+    if corrected:
+        day = day_index(ts, input_bounds)
+        day_segment, _ = segment_ids(gid * (len(input_days) + 2) + (day + 1))
+        del day
+        unit = unit_error.whole_days(candidates, kwh_raw, interval, high_kw, day_segment, config)
+        del day_segment
+        _flag(rule, unit, BIT["unit.wh_as_kwh"])
+        edited = edited | unit
+        kwh = unit_error.correct(kwh_raw, unit)
+        del unit
+        kw = limits.average_kw(kwh, interval)
+        _flag(rule, limits.limit_high(kw, high_kw), BIT["limit.high"])
+        if solar.any():
+            low_kw = _per_row(reg.low_kw[g_meter], gid)
+            _flag(rule, limits.limit_low(kw, low_kw, _per_row(solar, gid)), BIT["limit.low"])
+        del kw
+    else:
+        # average kW grows with kWh at a fixed interval: a single-interval group reaches past
+        # a limit only if its largest (smallest) value does
+        smallest, largest = raw_groups.extremes()
+        fixed = (g_lo == g_hi) & (g_lo > 0)
+        with np.errstate(invalid="ignore"):
+            maybe = ~fixed | (limits.average_kw(largest, g_lo) > reg.high_kw[g_meter])
+        rows = rows_of(np.flatnonzero(maybe), starts, ends)
+        kw = limits.average_kw(kwh[rows], interval[rows])
+        high = limits.limit_high(kw, reg.high_kw[gkey[rows] >> 1])
+        rule[rows[high]] |= BIT["limit.high"]
+        if solar.any():
+            with np.errstate(invalid="ignore"):
+                maybe = ~fixed | (limits.average_kw(smallest, g_lo) < reg.low_kw[g_meter])
+            rows = rows_of(np.flatnonzero(solar & maybe), starts, ends)
+            m = gkey[rows] >> 1
+            kw = limits.average_kw(kwh[rows], interval[rows])
+            low = limits.limit_low(kw, reg.low_kw[m], reg.has_solar[m])
+            rule[rows[low]] |= BIT["limit.low"]
+        del kw, rows
     same_prev = same_as_previous(gid)
-    groups = None if unit.any() else raw_groups  # the values spike sees, already sorted
-    rule[spike.spike(kwh, gid, n_groups, same_prev, config, groups)] |= BIT["spike"]
-    del raw_groups, groups
+    groups = None if corrected else raw_groups  # the values spike sees, already sorted
+    _flag(rule, spike.spike(kwh, gid, n_groups, same_prev, config, groups), BIT["spike"])
+    del raw_groups, groups, same_prev
     link = runs.contiguous(gid, ts, interval)
-    delivered = ~received
-    rule[runs.flat_line(kwh, link, interval, delivered, config)] |= BIT["flat_line"]
-    has_received = np.zeros(n_meters, dtype=bool)
-    has_received[m[received]] = True
+    delivered = (gkey & 1) == 0 if any_received else np.True_
+    _flag(rule, runs.flat_line(kwh, link, interval, delivered, config), BIT["flat_line"])
     zero_eligible = delivered
-    two_channel = np.flatnonzero(delivered & has_received[m] & (kwh == 0))
-    if len(two_channel):
-        busy = runs.exporting(key_of(gkey[two_channel] + 1, ts[two_channel]), key, kwh)
-        zero_eligible = delivered.copy()
-        zero_eligible[two_channel[busy]] = False
-    rule[runs.zero_run(kwh, link, interval, zero_eligible, config)] |= BIT["zero_run"]
+    if any_received:
+        zeros = np.flatnonzero(kwh == 0)
+        two_channel = zeros[delivered[zeros] & has_received[gkey[zeros] >> 1]]
+        if len(two_channel):
+            key = key_of(gkey, ts)
+            busy = runs.exporting(key_of(gkey[two_channel] + 1, ts[two_channel]), key, kwh)
+            del key
+            zero_eligible = delivered.copy()
+            zero_eligible[two_channel[busy]] = False
+    _flag(rule, runs.zero_run(kwh, link, interval, zero_eligible, config), BIT["zero_run"])
+    del delivered, zero_eligible, gid
     suspect = (rule & flags.SUSPECT_MASK) != 0
 
     # --- expected grid, gaps and estimates --------------------------------------------------
@@ -328,11 +558,14 @@ def apply(
     grid = estimation.expected_grid(
         win_bounds, reg.installed_us, reg.removed_us, dominant, expect, now
     )
-    interval_us = interval * US_PER_MINUTE
-    slots = estimation.missing_slots(grid, gkey, ts, interval_us, win_bounds)
-    in_win = (ts >= ws) & (ts < we)
-    w = np.flatnonzero(in_win)
-    w_day = day_index(ts[w], win_bounds)
+    interval_us = estimation.MinutesAsUs(interval)
+    # a gap can only end at a row that does not start where the previous row ended
+    gap_rows = np.flatnonzero(~link)
+    del link
+    slots = estimation.missing_slots(
+        grid, gkey, ts, interval_us, win_bounds, gap_rows=gap_rows, last_rows=ends - 1
+    )
+    del gap_rows
     sm = slots.gkey // 2
     input_start = min(ts_lo, ws)
     est = estimation.estimate(
@@ -348,58 +581,109 @@ def apply(
         tz,
         config,
     )
+    del suspect, sm
     e = np.flatnonzero(est.method != estimation.NONE)
     e_rule = np.where(
         est.method[e] == estimation.LINEAR, BIT["estimate.linear"], BIT["estimate.profile"]
-    ).astype(np.int64)
+    ).astype(rule.dtype)
 
     # --- cleaned rows of the window --------------------------------------------------------
-    e_gkey, e_ts = slots.gkey[e], slots.ts[e]  # sorted by (gkey, ts), like the rows
-    n_w, n_e = len(w), len(e)
+    # output row -> kept row; estimates (sorted by gkey, ts like the rows) are slotted in
+    e_gkey, e_ts = slots.gkey[e], slots.ts[e]
+    n_e = len(e)
+    in_win = (ts >= ws) & (ts < we)
+    w = None if bool(in_win.all()) else np.flatnonzero(in_win)
+    del in_win
+    n_w = n if w is None else len(w)
+    n_out = n_w + n_e
+    o_row = w  # None: output row i is kept row i
+    e_pos = np.zeros(0, dtype=np.int64)
+    is_est = None
     if n_e:
-        e_pos = np.searchsorted(key[w], key_of(e_gkey, e_ts)) + np.arange(n_e)
-        w_slot = np.ones(n_w + n_e, dtype=bool)
-        w_slot[e_pos] = False
+        key = key_of(gkey, ts)
+        at = np.searchsorted(key, key_of(e_gkey, e_ts))  # kept rows before each estimate
+        del key
+        if w is not None:
+            at = np.searchsorted(w, at)  # ... of which in the window
+        e_pos = at + np.arange(n_e, dtype=np.int64)
+        del at
+        is_est = np.zeros(n_out, dtype=bool)
+        is_est[e_pos] = True
+        o_row = np.cumsum(~is_est, dtype=np.int64)
+        o_row -= 1  # window row index (estimates: the row before, or -1)
+        if n_w == 0:
+            o_row[:] = 0
+        elif w is not None:
+            o_row = w[o_row]
+    del w
 
-    def merged(window_values: np.ndarray, estimate_values: np.ndarray) -> np.ndarray:
-        if not n_e:
-            return window_values
-        out = np.empty(n_w + n_e, dtype=window_values.dtype)
-        out[w_slot] = window_values
-        out[e_pos] = estimate_values
-        return out
-
-    zeros_e = np.zeros(n_e, dtype=np.int64)
-    o_gkey = merged(gkey[w], e_gkey)
-    o_rule = merged(rule[w], e_rule.astype(rule.dtype))
-    o_quality = flags.quality(o_rule, merged(edited[w], np.zeros(n_e, dtype=bool)))
-    o_src = merged(src[w], zeros_e - 1)
-    is_est = o_src < 0
-    null = is_est if n_e else None
-    o_day = merged(w_day, slots.day[e])
+    o_ts = _merge(ts, o_row, e_pos, e_ts)
+    if len(mis_rows):
+        ts_raw = ts.copy()
+        ts_raw[mis_rows] = mis_raw_ts
+        o_ts_raw = _merge(ts_raw, o_row, e_pos, 0)
+        del ts_raw
+    else:  # no timestamp snapped: ts_raw is ts (null where estimated)
+        o_ts_raw = o_ts
+    del ts
+    o_day = None if n_days == 1 else day_index(o_ts, win_bounds)
+    o_rule = _merge(rule, o_row, e_pos, e_rule)
+    del rule
+    o_quality = flags.quality(o_rule, _merge(edited, o_row, e_pos, False))
+    del edited
+    vee_rules = flags.rules_list_array(o_rule)
+    flags_by_rule = flags.count_by_rule(o_rule)
+    del o_rule
+    quality = flags.quality_array(o_quality)
+    o_gkey = _merge(gkey, o_row, e_pos, e_gkey)
+    del gkey
+    # sufficiency: output rows per (gkey, window day) and quality
+    n_cells = n_gkeys * n_days
+    o_code = o_gkey * 4 if o_day is None else (o_gkey * n_days + o_day) * 4
+    del o_day
+    o_code += o_quality
+    del o_quality
+    by_quality = np.bincount(o_code, minlength=n_cells * 4).reshape(n_cells, 4)
+    del o_code
+    channel = _channel_array(o_gkey & 1)
+    meter_id = reg.ids.take(pa.array(o_gkey >> 1))
+    del o_gkey
+    o_interval = _merge(interval, o_row, e_pos, dominant[e_gkey // 2].astype(np.int32))
+    del interval
+    o_kwh = _merge(kwh, o_row, e_pos, est.kwh[e])
+    # no value edited: kwh_raw is kwh (null where estimated)
+    o_kwh_raw = o_kwh if kwh is kwh_raw else _merge(kwh_raw, o_row, e_pos, 0.0)
+    del kwh, kwh_raw
+    # source_file through its dictionary codes: a take of the strings themselves would
+    # concatenate the chunked column first
+    codes, names = _string_codes(table["source_file"])
+    if src is not None:
+        codes = codes.take(src)
+    del src
+    codes = _merge(codes, o_row, e_pos, -1)
+    del o_row
+    source_file = pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=pa.int32(), mask=codes < 0), names
+    ).cast(pa.string())
+    del codes
     cleaned = pa.table(
         {
-            "meter_id": reg.ids.take(pa.array(o_gkey // 2)),
-            "ts": pa.array(merged(ts[w], e_ts), type=pa.int64()).cast(UTC_TS),
-            "interval_minutes": pa.array(
-                merged(interval[w], dominant[e_gkey // 2]).astype(np.int32), type=pa.int32()
-            ),
-            "channel": _channel_array(o_gkey & 1),
-            "kwh": pa.array(merged(kwh[w], est.kwh[e]), type=pa.float64()),
-            "source_file": table["source_file"].take(pa.array(o_src, mask=null)),
-            "quality": flags.quality_array(o_quality),
-            "vee_rules": flags.rules_list_array(o_rule),
-            "vee_version": _constant(VEE_VERSION, len(o_gkey)),
-            "kwh_raw": pa.array(merged(kwh_raw[w], zeros_e.astype(np.float64)), mask=null),
-            "ts_raw": pa.array(merged(ts_raw[w], zeros_e), type=pa.int64(), mask=null).cast(UTC_TS),
+            "meter_id": meter_id,
+            "ts": pa.array(o_ts, type=pa.int64()).cast(UTC_TS),
+            "interval_minutes": pa.array(o_interval, type=pa.int32()),
+            "channel": channel,
+            "kwh": pa.array(o_kwh, type=pa.float64()),
+            "source_file": source_file,
+            "quality": quality,
+            "vee_rules": vee_rules,
+            "vee_version": _constant(VEE_VERSION, n_out),
+            "kwh_raw": pa.array(o_kwh_raw, type=pa.float64(), mask=is_est),
+            "ts_raw": pa.array(o_ts_raw, type=pa.int64(), mask=is_est).cast(UTC_TS),
         }
     )
     cleaned = conform(cleaned, CLEANED_READINGS)
 
     # --- sufficiency --------------------------------------------------------------------
-    n_cells = n_gkeys * n_days
-    o_cell = o_gkey * n_days + o_day
-    by_quality = np.bincount(o_cell * 4 + o_quality, minlength=n_cells * 4).reshape(n_cells, 4)
     counts = {
         name: by_quality[:, code].astype(np.int64)
         for name, code in (
@@ -437,12 +721,25 @@ def apply(
     return VeeResult(
         cleaned=cleaned,
         sufficiency=sufficiency,
-        flags_by_rule=flags.count_by_rule(o_rule),
+        flags_by_rule=flags_by_rule,
         rows_in=rows_in,
         rows_out=cleaned.num_rows,
         rows_context=int(table.num_rows - rows_in),
         rows_dropped=dropped,
     )
+
+
+def _merge(
+    values: np.ndarray, o_row: np.ndarray | None, e_pos: np.ndarray, estimated: object
+) -> np.ndarray:
+    """Values of the output rows: the window rows' values (`o_row`: kept row of each output
+    row, None for all rows in order), with the estimates' values at `e_pos`."""
+    if o_row is None:
+        return values
+    merged = values.take(o_row)
+    if len(e_pos):
+        merged[e_pos] = estimated
+    return merged
 
 
 def _channel_array(codes: np.ndarray) -> pa.Array:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import rows_of
 from .config import VeeConfig
 from .timegrid import US_PER_MINUTE, day_index, local_minute_of_day
 
@@ -92,49 +93,76 @@ class MissingSlots:
     next: np.ndarray  # index of the next reading of the gkey (-1: none)
 
 
+class MinutesAsUs:
+    """Interval lengths in minutes that index like an array of microseconds (no full copy)."""
+
+    def __init__(self, minutes: np.ndarray) -> None:
+        self.minutes = minutes
+
+    def __len__(self) -> int:
+        return len(self.minutes)
+
+    def __getitem__(self, index: object) -> np.ndarray:
+        return np.asarray(self.minutes[index], dtype=np.int64) * US_PER_MINUTE
+
+
 def missing_slots(
     grid: ExpectedGrid,
     row_gkey: np.ndarray,
     row_ts: np.ndarray,
-    row_interval_us: np.ndarray,
+    row_interval_us: np.ndarray | MinutesAsUs,
     day_bounds: np.ndarray,
+    gap_rows: np.ndarray | None = None,
+    last_rows: np.ndarray | None = None,
 ) -> MissingSlots:
     """Expected slots no reading starts on or covers, found from the gaps between readings.
 
     `row_*` are the kept readings (context included) sorted by gkey and ts. Each reading ends a
     gap that started where the previous reading of its gkey ended; the expected slots inside
     each gap are missing. Slots come out sorted by gkey and ts.
+
+    `gap_rows` (ascending) may list the only rows that can end a gap: every other row starts
+    exactly where the previous row of its gkey ends. `last_rows` then lists the last row of each
+    gkey (ascending).
     """
     n = len(row_gkey)
     n_gkeys = len(grid.lo)
     row_gkey = np.asarray(row_gkey, dtype=np.int64)
-    # candidate gaps: before each reading (after the previous reading of its gkey, or from
-    # the start of time), and after the last reading of each gkey / for gkeys without any
-    same_prev = np.zeros(n, dtype=bool)
-    if n > 1:
-        np.equal(row_gkey[1:], row_gkey[:-1], out=same_prev[1:])
-    last = np.ones(n, dtype=bool)
-    last[:-1] = ~same_prev[1:]
+    if gap_rows is None or last_rows is None:
+        # candidate gaps: before each reading (after the previous reading of its gkey, or from
+        # the start of time), and after the last reading of each gkey / for gkeys without any
+        same_prev = np.zeros(n, dtype=bool)
+        if n > 1:
+            np.equal(row_gkey[1:], row_gkey[:-1], out=same_prev[1:])
+        last = np.ones(n, dtype=bool)
+        last[:-1] = ~same_prev[1:]
+        gap_rows = np.arange(n, dtype=np.int64)
+        last_rows = np.flatnonzero(last)
+    else:
+        gap_rows = np.asarray(gap_rows, dtype=np.int64)
+        last_rows = np.asarray(last_rows, dtype=np.int64)
+        same_prev = gap_rows > 0
+        before = np.maximum(gap_rows - 1, 0)
+        same_prev &= row_gkey[before] == row_gkey[gap_rows]
     has_rows = np.zeros(n_gkeys, dtype=bool)
-    has_rows[row_gkey] = True
-    tail_rows = np.flatnonzero(last)
+    has_rows[row_gkey[last_rows]] = True
     empty = np.flatnonzero(~has_rows & (grid.hi > grid.lo))
-    idx = np.arange(n, dtype=np.int64)
-    prev_end = np.full(n, np.iinfo(np.int64).min)
-    if n > 1:
-        ends = row_ts[:-1] + row_interval_us[:-1]
-        prev_end[1:] = np.where(same_prev[1:], ends, prev_end[1:])
-    g = np.concatenate([row_gkey, row_gkey[tail_rows], empty])
+    prev_row = np.where(same_prev, gap_rows - 1, -1)
+    prev_end = np.full(len(gap_rows), np.iinfo(np.int64).min)
+    linked = np.flatnonzero(same_prev)
+    prev_end[linked] = row_ts[prev_row[linked]] + row_interval_us[prev_row[linked]]
+    g = np.concatenate([row_gkey[gap_rows], row_gkey[last_rows], empty])
     start = np.concatenate(
         [
             prev_end,
-            row_ts[tail_rows] + row_interval_us[tail_rows],
+            row_ts[last_rows] + row_interval_us[last_rows],
             np.full(len(empty), np.iinfo(np.int64).min),
         ]
     )
-    stop = np.concatenate([row_ts, np.full(len(tail_rows) + len(empty), np.iinfo(np.int64).max)])
-    prev = np.concatenate([np.where(same_prev, idx - 1, -1), tail_rows, np.full(len(empty), -1)])
-    nxt = np.concatenate([idx, np.full(len(tail_rows) + len(empty), -1)])
+    n_open = len(last_rows) + len(empty)
+    stop = np.concatenate([row_ts[gap_rows], np.full(n_open, np.iinfo(np.int64).max)])
+    prev = np.concatenate([prev_row, last_rows, np.full(len(empty), -1)])
+    nxt = np.concatenate([gap_rows, np.full(n_open, -1)])
     step = grid.step_us[g]
     first = _ceil_to(np.maximum(start, grid.lo[g]), step)
     count = _count_slots(first, np.minimum(stop, grid.hi[g]), step)
@@ -242,7 +270,8 @@ def _profile(
     day is subtracted from the all-days totals only on such days.
     """
     groups = np.unique(slot_gkey)
-    rows = np.flatnonzero(np.isin(row_gkey, groups) & ~row_suspect)
+    rows = _rows_of_groups(row_gkey, groups)
+    rows = rows[~np.asarray(row_suspect)[rows]]
     out = np.full(len(slot_ts), np.nan)
     if len(rows) == 0:
         return out
@@ -274,6 +303,17 @@ def _profile(
     ok = count > 0
     out[ok] = total[ok] / count[ok]
     return out
+
+
+def _rows_of_groups(row_gkey: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Rows (ascending) whose gkey is one of `groups` (sorted unique)."""
+    row_gkey = np.asarray(row_gkey)
+    if len(row_gkey) > 1 and not bool(np.all(row_gkey[1:] >= row_gkey[:-1])):
+        return np.flatnonzero(np.isin(row_gkey, groups))
+    # rows sorted by gkey: each group is one range of rows
+    first = np.searchsorted(row_gkey, groups, side="left")
+    last = np.searchsorted(row_gkey, groups, side="right")
+    return rows_of(np.flatnonzero(last > first), first, last)
 
 
 def _sum_count(

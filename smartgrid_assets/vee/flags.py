@@ -52,33 +52,37 @@ def quality(flags: np.ndarray, edited: np.ndarray) -> np.ndarray:
     `edited` marks rows whose value or timestamp was corrected (unit error, alignment snap);
     `alignment` in the flags alone (an aligned row that won over a misaligned one) is no edit.
     """
+    flags = np.asarray(flags)
     q = np.full(len(flags), Q_A, dtype=np.int8)
-    q[(flags & ESTIMATE_MASK) != 0] = Q_E
+    flagged = np.flatnonzero(flags)  # usually few rows: test the masks on those only
+    bits = flags[flagged]
+    q[flagged[(bits & ESTIMATE_MASK) != 0]] = Q_E
     q[edited] = Q_X
-    q[(flags & SUSPECT_MASK) != 0] = Q_S
+    q[flagged[(bits & SUSPECT_MASK) != 0]] = Q_S
     return q
 
 
 def quality_array(codes: np.ndarray) -> pa.Array:
     """Arrow string array of quality letters from integer codes."""
     dictionary = pa.array(QUALITY_CODES, type=pa.string())
-    indices = pa.array(codes.astype(np.int8), type=pa.int8())
+    indices = pa.array(codes.astype(np.int8, copy=False), type=pa.int8())
     return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
 
 
 def rules_list_array(flags: np.ndarray) -> pa.Array:
     """Arrow list<string> of the rule names set in each row's flag mask (sorted names)."""
-    flags = np.asarray(flags, dtype=np.int64)
+    flags = np.asarray(flags)
     n = len(flags)
     flagged = np.flatnonzero(flags)
-    lengths = np.zeros(n, dtype=np.int32)
+    offsets = np.zeros(n + 1, dtype=np.int32)
     names = np.zeros(0, dtype=np.int32)
     if len(flagged):
-        bits = ((flags[flagged, None] >> np.arange(len(RULES))) & 1).astype(bool)
-        lengths[flagged] = bits.sum(axis=1)
-        names = np.nonzero(bits)[1].astype(np.int32)  # row-major: per row, rule order
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
+        # one bit table per distinct flag combination, looked up per flagged row
+        combos, which = np.unique(flags[flagged].astype(np.int64), return_inverse=True)
+        bits = ((combos[:, None] >> np.arange(len(RULES))) & 1).astype(bool)
+        offsets[flagged + 1] = bits.sum(axis=1)[which]
+        names = np.nonzero(bits[which])[1].astype(np.int32)  # row-major: per row, rule order
+    np.cumsum(offsets, out=offsets)
     values = pa.DictionaryArray.from_arrays(
         pa.array(names, type=pa.int32()), pa.array(RULES, type=pa.string())
     ).cast(pa.string())

@@ -28,7 +28,10 @@ def snap_and_flag(ts_us: np.ndarray, interval_minutes: np.ndarray) -> tuple[np.n
         remainder = ts % step
     else:
         remainder = ts % _step_us(interval)
-    return ts - remainder, remainder != 0
+    mis = remainder != 0
+    if not mis.any():
+        return ts, mis  # all on the grid: nothing to snap
+    return np.subtract(ts, remainder, out=remainder), mis
 
 
 def misaligned(ts_us: np.ndarray, interval_minutes: np.ndarray) -> np.ndarray:

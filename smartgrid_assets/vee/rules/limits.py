@@ -13,8 +13,14 @@ from ..config import VeeConfig
 
 def average_kw(kwh: np.ndarray, interval_minutes: np.ndarray) -> np.ndarray:
     """Average power in kW over each interval."""
-    minutes = np.where(np.asarray(interval_minutes) > 0, interval_minutes, 1).astype(np.float64)
-    return np.asarray(kwh, dtype=np.float64) * 60.0 / minutes
+    interval = np.asarray(interval_minutes)
+    if interval.size and interval.min() == interval.max():  # one interval: divide by a scalar
+        minutes = np.float64(interval.flat[0] if interval.flat[0] > 0 else 1)
+    else:
+        minutes = np.where(interval > 0, interval, 1).astype(np.float64)
+    kw = np.multiply(kwh, 60.0, dtype=np.float64)
+    kw /= minutes
+    return kw
 
 
 def class_limits(customer_class: np.ndarray, config: VeeConfig) -> tuple[np.ndarray, np.ndarray]:

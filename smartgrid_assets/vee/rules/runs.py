@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arrays import run_minutes, same_as_previous
+from ..arrays import run_flags, same_as_previous
 from ..config import VeeConfig
 
 US_PER_MINUTE = 60_000_000
@@ -24,10 +24,15 @@ def contiguous(gid: np.ndarray, ts_us: np.ndarray, interval_minutes: np.ndarray)
     """True where a row starts exactly where the previous row of its group ends."""
     link = same_as_previous(gid)
     if len(gid) > 1:
-        ends = np.asarray(ts_us[:-1], dtype=np.int64) + (
-            np.asarray(interval_minutes[:-1], dtype=np.int64) * US_PER_MINUTE
-        )
-        link[1:] &= np.asarray(ts_us[1:], dtype=np.int64) == ends
+        ts = np.asarray(ts_us, dtype=np.int64)
+        interval = np.asarray(interval_minutes)
+        if interval.min() == interval.max():
+            ends = ts[:-1] + int(interval[0]) * US_PER_MINUTE
+        else:
+            ends = interval[:-1].astype(np.int64)
+            ends *= US_PER_MINUTE
+            ends += ts[:-1]
+        link[1:] &= ts[1:] == ends
     return link
 
 
@@ -43,9 +48,11 @@ def flat_line(
     member = eligible & (kwh != 0)
     same_value = np.zeros(len(kwh), dtype=bool)
     if len(kwh) > 1:
-        same_value[1:] = np.abs(kwh[1:] - kwh[:-1]) <= config.flat_line_tolerance_kwh
-    minutes = run_minutes(member, link & same_value, interval_minutes)
-    return member & (minutes >= config.flat_line_min_minutes)
+        diff = np.subtract(kwh[1:], kwh[:-1])
+        same_value[1:] = np.abs(diff, out=diff) <= config.flat_line_tolerance_kwh
+        del diff
+    same_value &= link
+    return run_flags(member, same_value, interval_minutes, config.flat_line_min_minutes)
 
 
 def zero_run(
@@ -57,8 +64,7 @@ def zero_run(
 ) -> np.ndarray:
     """True on rows of a long run of exact zeros (`link` from `contiguous`)."""
     member = eligible & (np.asarray(kwh) == 0)
-    minutes = run_minutes(member, link, interval_minutes)
-    return member & (minutes >= config.zero_run_min_minutes)
+    return run_flags(member, link, interval_minutes, config.zero_run_min_minutes)
 
 
 def exporting(received_key: np.ndarray, key: np.ndarray, kwh: np.ndarray) -> np.ndarray:

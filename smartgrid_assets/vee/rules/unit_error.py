@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arrays import SortedGroups, segment_ids
+from ..arrays import SortedGroups, group_ends, rows_of
 from ..config import VeeConfig
 from .limits import average_kw
 
@@ -47,45 +47,127 @@ def wh_as_kwh(
     kwh = np.asarray(kwh, dtype=np.float64)
     if len(kwh) == 0:
         return np.zeros(0, dtype=bool)
-    kw = average_kw(kwh, interval_minutes)
-    over_high = kw > high_kw
-    high_kwh = high_kw * np.asarray(interval_minutes) / 60.0
-    median = _positive_median(kwh, high_kwh, gid, n_groups, groups)[gid]
-    no_median = np.isnan(median)
-    with np.errstate(invalid="ignore"):
-        ratio_hit = kwh > config.unit_median_ratio * median
-        scaled = kwh / WH_PER_KWH
-        normal = no_median | (
-            (scaled <= config.unit_normal_ratio * median)
-            & (scaled >= median / config.unit_normal_ratio)
-        )
-    plausible = np.abs(kw) / WH_PER_KWH <= high_kw
-    candidate = (kwh > 0) & (over_high | ratio_hit) & normal & plausible
+    rows = candidates(kwh, interval_minutes, high_kw, gid, n_groups, config, groups)
+    return whole_days(rows, kwh, interval_minutes, high_kw, day_segment, config)
 
+
+def candidates(
+    kwh: np.ndarray,
+    interval_minutes: np.ndarray,
+    high_kw: np.ndarray | float,
+    gid: np.ndarray,
+    n_groups: int,
+    config: VeeConfig,
+    groups: SortedGroups | None = None,
+) -> np.ndarray:
+    """Rows (ascending indices) that are unit errors on their own, before the whole-day step.
+
+    As `wh_as_kwh`; `high_kw` is per row or one value for every row.
+    """
+    kwh = np.asarray(kwh, dtype=np.float64)
+    n = len(kwh)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    gid = np.asarray(gid)
+    interval = np.asarray(interval_minutes)
+    starts = _starts(gid)
+    if groups is None:
+        groups = SortedGroups(kwh, gid, n_groups)
+    median = _positive_median(kwh, interval, high_kw, gid, n_groups, groups, starts)
+    ratio_limit = config.unit_median_ratio * median
+    # Only groups whose largest value passes a test can hold rows that do. Average kW grows
+    # with kWh at a fixed interval, so that holds for the kW test on a single-interval group.
+    group = gid[starts]
+    _, largest = groups.extremes()
+    largest = largest[group]
+    shortest = np.minimum.reduceat(interval, starts)
+    fixed = (shortest == np.maximum.reduceat(interval, starts)) & (shortest > 0)
+    high = high_kw[starts] if np.ndim(high_kw) else high_kw
+    with np.errstate(invalid="ignore"):
+        maybe = ~fixed | (average_kw(largest, shortest) > high) | (largest > ratio_limit[group])
+        maybe &= largest > 0
+    rows = rows_of(np.flatnonzero(maybe), starts, group_ends(starts, n))
+    value = kwh[rows]
+    kw = average_kw(value, interval[rows])
+    high = high_kw[rows] if np.ndim(high_kw) else high_kw
+    with np.errstate(invalid="ignore"):
+        hot = (value > 0) & ((kw > high) | (value > ratio_limit[gid[rows]]))
+    rows, value, kw = rows[hot], value[hot], kw[hot]
+    if len(rows) == 0:
+        return rows
+    med = median[gid[rows]]
+    with np.errstate(invalid="ignore"):
+        scaled = value / WH_PER_KWH
+        normal = np.isnan(med) | (
+            (scaled <= config.unit_normal_ratio * med) & (scaled >= med / config.unit_normal_ratio)
+        )
+    high = high_kw[rows] if np.ndim(high_kw) else high_kw
+    return rows[normal & (np.abs(kw) / WH_PER_KWH <= high)]
+
+
+def whole_days(
+    candidate_rows: np.ndarray,
+    kwh: np.ndarray,
+    interval_minutes: np.ndarray,
+    high_kw: np.ndarray | float,
+    day_segment: np.ndarray,
+    config: VeeConfig,
+) -> np.ndarray:
+    """Mask of the candidates plus the plausible non-zero readings of mostly-candidate days."""
+    kwh = np.asarray(kwh, dtype=np.float64)
+    out = np.zeros(len(kwh), dtype=bool)
+    if len(candidate_rows) == 0:
+        return out  # no day can be mostly candidates
+    out[candidate_rows] = True
     nonzero = kwh != 0
     n_days = int(day_segment.max()) + 1
-    day_candidates = np.bincount(day_segment, weights=candidate, minlength=n_days)
+    day_candidates = np.bincount(day_segment[candidate_rows], minlength=n_days)
     day_nonzero = np.bincount(day_segment, weights=nonzero, minlength=n_days)
     day_hit = (day_candidates >= config.unit_day_min_rows) & (
         day_candidates >= config.unit_day_share * day_nonzero
     )
-    return candidate | (day_hit[day_segment] & nonzero & plausible)
+    rows = np.flatnonzero(day_hit[day_segment] & nonzero)
+    kw = average_kw(kwh[rows], np.asarray(interval_minutes)[rows])
+    high = high_kw[rows] if np.ndim(high_kw) else high_kw
+    out[rows[np.abs(kw) / WH_PER_KWH <= high]] = True  # plausible
+    return out
+
+
+def _starts(gid: np.ndarray) -> np.ndarray:
+    """First row of each run of equal `gid`."""
+    if len(gid) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(gid[1:] != gid[:-1])
+    starts += 1
+    return np.concatenate([np.zeros(1, dtype=np.int64), starts])
 
 
 def _positive_median(
     kwh: np.ndarray,
-    high_kwh: np.ndarray,
+    interval: np.ndarray,
+    high_kw: np.ndarray | float,
     gid: np.ndarray,
     n_groups: int,
-    groups: SortedGroups | None,
+    groups: SortedGroups,
+    starts: np.ndarray,
 ) -> np.ndarray:
-    """Per group, the median of values in (0, high] (high: the group's largest per-row limit)."""
-    _, starts = segment_ids(gid)
-    ceiling = np.maximum.reduceat(high_kwh, starts)
-    if groups is None:
-        groups = SortedGroups(kwh, gid, n_groups)
-    at_most_zero = np.bincount(gid, weights=kwh <= 0, minlength=n_groups).astype(np.int64)
-    in_band = np.bincount(gid, weights=kwh <= ceiling[gid], minlength=n_groups).astype(np.int64)
+    """Per group, the median of values in (0, high], high being the group's largest per-row
+    limit in kWh (high_kw x interval minutes / 60)."""
+    high = np.asarray(high_kw, dtype=np.float64)
+    ceiling = np.full(n_groups, np.nan)
+    if len(starts) == 0:
+        pass
+    elif np.isfinite(high).all():
+        high = high[starts] if high.ndim else np.full(len(starts), high)
+        # high_kw is constant within a group and x * minutes / 60 is monotonic in minutes, so
+        # the largest limit is at the group's shortest or longest interval
+        shortest = np.minimum.reduceat(interval, starts)
+        longest = np.maximum.reduceat(interval, starts)
+        ceiling[gid[starts]] = np.maximum(high * shortest / 60.0, high * longest / 60.0)
+    else:  # an infinite limit times a zero interval is NaN: take every row's limit
+        ceiling[gid[starts]] = np.maximum.reduceat(high * interval / 60.0, starts)
+    at_most_zero = groups.count_at_most(np.zeros(n_groups))
+    in_band = groups.count_at_most(ceiling)
     return groups.band_median(at_most_zero, np.maximum(in_band - at_most_zero, 0))
 
 
