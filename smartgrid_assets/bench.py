@@ -7,10 +7,12 @@ the same raw partition; the figures are ratios against that in-run baseline.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import resource
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -113,7 +115,7 @@ def _platform(home: Path):
     return Platform(dataclasses.replace(settings, tz=BENCH_TZ))
 
 
-def _asset_path(home: str, readings: int, queue: multiprocessing.Queue) -> None:
+def _asset_path(home: str, readings: int) -> PathResult:
     from smartgrid_assets.pipeline.features import build_meter_hourly
     from smartgrid_assets.pipeline.readings import clean_readings
 
@@ -123,16 +125,17 @@ def _asset_path(home: str, readings: int, queue: multiprocessing.Queue) -> None:
     rows = build_meter_hourly(platform, [BENCH_DAY])
     elapsed = time.perf_counter() - started
     name = "assets: raw -> cleaned (VEE) -> meter_hourly"
-    queue.put(PathResult(name, elapsed, readings, sum(rows.values()), _peak_rss_mb()))
+    return PathResult(name, elapsed, readings, sum(rows.values()), _peak_rss_mb())
 
 
-def _hand_sql_path(home: str, readings: int, queue: multiprocessing.Queue) -> None:
+def _hand_sql_path(home: str, readings: int) -> PathResult:
     platform = _platform(Path(home))
     source = platform.lake.location(f"raw_readings/day={BENCH_DAY.isoformat()}/part-0.parquet")
     target = Path(home) / "hand_sql_hourly.parquet"
     started = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     con.execute(
         f"""
         COPY (
@@ -152,19 +155,14 @@ def _hand_sql_path(home: str, readings: int, queue: multiprocessing.Queue) -> No
     con.close()
     elapsed = time.perf_counter() - started
     name = "hand SQL: de-duplicate -> hourly"
-    queue.put(PathResult(name, elapsed, readings, rows, _peak_rss_mb()))
+    return PathResult(name, elapsed, readings, rows, _peak_rss_mb())
 
 
 def _in_fresh_process(target, home: Path, readings: int) -> PathResult:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=target, args=(str(home), readings, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    if process.exitcode:
-        raise RuntimeError(f"benchmark path {target.__name__} failed ({process.exitcode})")
-    return result
+    """Run one path in a new process, so its peak memory is its own; its errors surface here."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(target, str(home), readings).result()
 
 
 def run_bench(meters: int = 60_000, seed: int = 0) -> dict:
@@ -230,6 +228,7 @@ def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0) -> dic
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:
@@ -250,6 +249,7 @@ def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0) -> dic
                 platform.landing.put(f"readings/2026-03-18/{path.name}", path.read_bytes())
             started = time.perf_counter()
             con = duckdb.connect()
+            con.execute("SET enable_progress_bar = false")
             local_rows = (
                 con.sql(
                     "SELECT * FROM read_csv(?, header = true)", params=[[str(p) for p in paths]]

@@ -62,7 +62,13 @@ def _unknown_meter_rejects(readings: pa.Table, known: pa.Array) -> tuple[pa.Tabl
 def write_days(
     platform: Platform, table_name: str, table: pa.Table, days: list[date]
 ) -> dict[str, int]:
-    """Write every day of the window whole, an empty day too, so a re-run replaces it."""
+    """Write every day of the window whole, an empty day too, so a re-run replaces it.
+
+    `table` holds rows of these days only; a one-day window is written as it is.
+    """
+    if len(days) == 1:
+        platform.lake.write_partition(table_name, days[0], table)
+        return {days[0].isoformat(): table.num_rows}
     day_col = local_day(table["ts"], platform.tz)
     counts = {}
     for day in days:
@@ -110,20 +116,19 @@ def clean_readings(
 ) -> CleanLoad:
     """VEE day by day, each with the day before as context for runs and gaps across midnight,
     so a day cleans the same in a backfill as in its own daily run."""
-    raw = platform.lake.read_days(
-        "raw_readings", [days[0] - timedelta(days=1), *days], contract.READINGS
-    )
+    raw = {
+        day: platform.lake.read_days("raw_readings", [day], contract.READINGS)
+        for day in [days[0] - timedelta(days=1), *days]
+    }
     meters = current_meters(platform)
-    day_of = local_day(raw["ts"], platform.tz)
     totals: Counter[str] = Counter()
     flags: Counter[str] = Counter()
     quality: Counter[str] = Counter()
     sufficiency, rows_by_day = [], {}
     for day in days:
         start, end = window_bounds([day], platform.tz)
-        near = pc.is_in(day_of, value_set=pa.array([day - timedelta(days=1), day], pa.date32()))
         result = vee.apply(
-            raw.filter(near),
+            pa.concat_tables([raw[day - timedelta(days=1)], raw[day]]),
             meters,
             window_start=start,
             window_end=end,
@@ -134,7 +139,8 @@ def clean_readings(
         rows_by_day |= write_days(platform, "cleaned_readings", result.cleaned, [day])
         totals.update(rows_in=result.rows_in, rows_out=result.rows_out)
         flags.update(result.flags_by_rule)
-        quality.update(result.cleaned["quality"].to_pylist())
+        for count in pc.value_counts(result.cleaned["quality"]).to_pylist():
+            quality[count["values"]] += count["counts"]
         sufficiency.append(result.sufficiency)
     table = pa.concat_tables(sufficiency)
     platform.warehouse.replace("meter_day_sufficiency", table, match={"local_day": days})
