@@ -108,7 +108,8 @@ class ParsedFile:
 def parse(kind: str, key: str, data: bytes, landed_at: datetime) -> ParsedFile:
     """Parse one landed file of a kind; raises FileRejected when the whole file is unusable."""
     spec = KINDS[kind]
-    checked = validate(read_tabular(key, data), spec.fields, key, context=spec.context)
+    table = read_tabular(key, data, spec.fields)
+    checked = validate(table, spec.fields, key, context=spec.context)
     good = checked.good.rename_columns(
         ["source_row" if c == ROW else c for c in checked.good.column_names]
     )

@@ -43,6 +43,15 @@ class Field:
     default: str | None = None  # SQL literal used where an optional value is absent
 
 
+ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
+
+
 @dataclass(frozen=True)
 class Validated:
     good: pa.Table
@@ -63,8 +72,11 @@ def file_format(key: str) -> str:
     )
 
 
-def read_tabular(key: str, data: bytes) -> pa.Table:
-    """Read a CSV (every column as text) or Parquet file; unreadable files are rejected whole."""
+def read_tabular(key: str, data: bytes, fields: list[Field] | None = None) -> pa.Table:
+    """Read a CSV or Parquet file; unreadable files are rejected whole.
+
+    CSV columns of `fields` are read with their types when every value converts (the usual,
+    fast case), else every column as text so each bad value can be named."""
     fmt = file_format(key)
     if not data:
         raise FileRejected(
@@ -78,7 +90,7 @@ def read_tabular(key: str, data: bytes) -> pa.Table:
                 f"corrupt Parquet file: {exc}", expected="a Parquet file", found=str(exc)
             ) from exc
     else:
-        table = _read_csv(key, data)
+        table = _read_csv(key, data, fields or [])
     if table.num_rows == 0:
         raise FileRejected(
             "empty file: a header but no data rows",
@@ -88,7 +100,7 @@ def read_tabular(key: str, data: bytes) -> pa.Table:
     return table
 
 
-def _read_csv(key: str, data: bytes) -> pa.Table:
+def _read_csv(key: str, data: bytes, fields: list[Field]) -> pa.Table:
     if key.lower().endswith(".gz"):
         try:
             data = gzip.decompress(data)
@@ -103,17 +115,21 @@ def _read_csv(key: str, data: bytes) -> pa.Table:
             "empty file: no header line", expected="a header line", found="blank text"
         )
     names = next(csv.reader([first_line]))
+    as_text = {name: pa.string() for name in names}
+    typed = as_text | {f.name: ARROW_TYPES[f.sql_type] for f in fields if f.name in as_text}
     try:
-        return pacsv.read_csv(
-            pa.BufferReader(data),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in names},
-                strings_can_be_null=True,
-                null_values=[""],
-            ),
-        )
+        return _csv_table(data, typed)
+    except pa.ArrowInvalid:
+        pass
+    try:
+        return _csv_table(data, as_text)
     except pa.ArrowInvalid as exc:
         raise FileRejected(f"unreadable CSV: {exc}", expected="CSV", found=str(exc)) from exc
+
+
+def _csv_table(data: bytes, types: dict[str, pa.DataType]) -> pa.Table:
+    options = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, null_values=[""])
+    return pacsv.read_csv(pa.BufferReader(data), convert_options=options)
 
 
 def require_columns(table: pa.Table, fields: list[Field]) -> None:
@@ -180,15 +196,6 @@ def _thread_connection() -> duckdb.DuckDBPyConnection:
         con = _local.con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
     return con
-
-
-ARROW_TYPES = {
-    "VARCHAR": pa.string(),
-    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-    "INTEGER": pa.int32(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-}
 
 
 def _typed(column: pa.ChunkedArray, f: Field) -> pa.ChunkedArray | None:
