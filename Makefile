@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml requirements.lock
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --quiet -o requirements.lock
 
+# The manifest Dagster loads the dbt assets from (dbt_project/target/manifest.json): what
+# `dagster-dbt project prepare-and-package --file smartgrid_assets/warehouse_project.py` runs;
+# deploy/Dockerfile runs the same command at build time.
 dbt-parse: $(STAMP)
 	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
 

@@ -7,6 +7,7 @@ from smartgrid_assets.defs import (
     automation,
     features,
     forecasts,
+    marts,
     readings,
     registry,
     weather,
@@ -15,7 +16,7 @@ from smartgrid_assets.platform import Platform
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [registry, weather, readings, features, forecasts, anomalies]
+        [registry, weather, readings, features, forecasts, anomalies, marts]
     ),
     jobs=[automation.daily_job],
     schedules=[automation.daily_schedule],

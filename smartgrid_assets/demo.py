@@ -10,6 +10,7 @@ import dagster as dg
 
 from smartgrid_assets import anomalies
 from smartgrid_assets.definitions import defs
+from smartgrid_assets.defs.marts import MART_ASSETS
 from smartgrid_assets.pipeline.land import land_tree
 from smartgrid_assets.pipeline.readings import window_bounds
 from smartgrid_assets.platform import Platform
@@ -25,6 +26,9 @@ DAILY_ASSETS = [
     "load_forecasts",
     "forecast_accuracy",
     "anomaly_report",
+    "meter_daily",
+    "transformer_loading",
+    *MART_ASSETS,  # the dbt project: staging, dims, the dim_meter snapshot and the facts
 ]
 
 
@@ -66,9 +70,10 @@ def materialize(
 def _forecast_summary(platform: Platform, day: date) -> list[dict]:
     return platform.warehouse.read(
         """
-        SELECT model, level, round(avg(mae), 2) AS mae, round(avg(mae_naive_1d), 2) AS mae_naive_1d,
-               round(avg(mae) / nullif(avg(mae_naive_1d), 0), 3) AS rmae
-        FROM forecast_accuracy WHERE target_day = ? GROUP BY ALL ORDER BY level, model
+        SELECT model, level, round(CAST(avg(mae) AS numeric), 2) AS mae,
+               round(CAST(avg(mae_naive_1d) AS numeric), 2) AS mae_naive_1d,
+               round(CAST(avg(mae) / nullif(avg(mae_naive_1d), 0) AS numeric), 3) AS rmae
+        FROM forecast_accuracy WHERE target_day = ? GROUP BY model, level ORDER BY level, model
         """,
         [day],
     ).to_pylist()
@@ -132,4 +137,6 @@ def run_demo(meters: int, days: int, seed: int) -> None:
     print(f"warehouse: {settings.warehouse_url}")
     query = "SELECT type, count(*) FROM anomaly_events GROUP BY 1"
     print(f'query it:  .venv/bin/smartgrid sql "{query}"')
+    marts = "SELECT * FROM fct_transformer_loading ORDER BY hours_above_rating DESC LIMIT 5"
+    print(f'the marts: .venv/bin/smartgrid sql "{marts}"   (README: Querying the warehouse)')
     print("open the UI:  make dev   (then http://127.0.0.1:3000)")

@@ -6,6 +6,7 @@ No other module reads ``os.environ``: they take a ``Settings`` (usually from ``l
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +35,8 @@ class Settings:
     smtp_url: str | None
     alert_email_to: str | None
     dagster_home: str | None
+    #: PostgreSQL role the dbt marts are granted to (SELECT only); None: no grants
+    analyst_role: str | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -82,6 +85,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"SMARTGRID_WAREHOUSE_URL={warehouse!r}: expected duckdb:///path or postgresql://..."
         )
+    analyst_role = get("SMARTGRID_ANALYST_ROLE")
+    if analyst_role is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", analyst_role):
+        raise SettingsError(
+            f"SMARTGRID_ANALYST_ROLE={analyst_role!r}: expected a lower-case PostgreSQL role name "
+            "(letters, digits, underscores)"
+        )
     return Settings(
         home=home,
         tz=tz,
@@ -98,4 +107,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_url=get("SMARTGRID_SMTP_URL"),
         alert_email_to=get("SMARTGRID_ALERT_EMAIL_TO"),
         dagster_home=get("DAGSTER_HOME"),
+        analyst_role=analyst_role,
     )

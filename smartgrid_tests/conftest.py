@@ -119,3 +119,90 @@ def local_settings(tmp_path: Path) -> Settings:
             "SMARTGRID_LAKE_URL": str(tmp_path / "lake"),
         }
     )
+
+
+# =========================================================================================
+# PostgreSQL (the local server: 127.0.0.1:5432, user postgres, trust auth)
+#
+#   postgres_database   a throwaway database `smartgrid_test_<uuid>`, created for the test and
+#                       dropped after it; yields its URL (postgresql://postgres@127.0.0.1:5432/...).
+#                       Skips with the reason when the server is unreachable, unless
+#                       SMARTGRID_REQUIRE_POSTGRES=1 (set by .ci/run): then it fails.
+# =========================================================================================
+
+POSTGRES_SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _postgres_unreachable(reason: str) -> None:
+    """Skips the test, or fails it when PostgreSQL is required; never returns."""
+    message = (
+        f"PostgreSQL at {POSTGRES_SERVER_URL} is unreachable ({reason}); start it with "
+        "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+    )
+    if os.environ.get("SMARTGRID_REQUIRE_POSTGRES") == "1":
+        pytest.fail(message + " [SMARTGRID_REQUIRE_POSTGRES=1]", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped after the test; yields its URL."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(
+            f"{POSTGRES_SERVER_URL}/postgres", autocommit=True, connect_timeout=5
+        )
+    except psycopg.OperationalError as exc:
+        _postgres_unreachable(str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer")
+    name = f"smartgrid_test_{uuid.uuid4().hex}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{POSTGRES_SERVER_URL}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# =========================================================================================
+# A PostgreSQL warehouse for a whole test module (the marts tests build the graph once)
+#
+#   postgres_warehouse   module: a throwaway database (as postgres_database) and a fresh LOGIN
+#                        role `smartgrid_analyst_<uuid>` to grant the marts to; yields
+#                        PostgresWarehouseDb(url, analyst_role). Drops the database, then the
+#                        role. Skips / fails like postgres_database when the server is down.
+# =========================================================================================
+
+
+class PostgresWarehouseDb:
+    def __init__(self, url: str, analyst_role: str) -> None:
+        self.url = url
+        self.analyst_role = analyst_role
+
+    def url_as(self, role: str) -> str:
+        """The database's URL for another login (trust auth: no password)."""
+        return self.url.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+
+
+@pytest.fixture(scope="module")
+def postgres_warehouse() -> Iterator[PostgresWarehouseDb]:
+    import psycopg
+
+    try:
+        admin = psycopg.connect(
+            f"{POSTGRES_SERVER_URL}/postgres", autocommit=True, connect_timeout=5
+        )
+    except psycopg.OperationalError as exc:
+        _postgres_unreachable(str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer")
+    token = uuid.uuid4().hex
+    name, role = f"smartgrid_test_{token}", f"smartgrid_analyst_{token[:16]}"
+    with admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        try:
+            admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                yield PostgresWarehouseDb(f"{POSTGRES_SERVER_URL}/{name}", role)
+            finally:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')

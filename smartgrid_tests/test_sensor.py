@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from smartgrid_assets.defs.automation import INGEST_ASSETS, landing_sensor
-from smartgrid_assets.demo import materialize
+from smartgrid_assets.demo import DAILY_ASSETS, materialize
 from smartgrid_assets.platform import Platform
 from smartgrid_assets.settings import Settings
 from smartgrid_tests.conftest import TEST_TZ
@@ -136,7 +136,7 @@ def test_late_file_rematerializes_its_day_and_nothing_else(
     land_tree(platform.landing, utility, arrived=date(2026, 3, 6))
     instance = dg.DagsterInstance.ephemeral()
     materialize(platform, ["meters"], instance)
-    materialize(platform, ["weather", *INGEST_ASSETS], instance, date(2026, 3, 2), date(2026, 3, 5))
+    materialize(platform, DAILY_ASSETS, instance, date(2026, 3, 2), date(2026, 3, 5))
     _, cursor = _tick(platform, None)
     lake = platform.lake.location()
     before = {

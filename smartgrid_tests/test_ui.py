@@ -580,11 +580,18 @@ def visible_text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
-def rendered_text(url: str, workdir: Path, expected: list[str]) -> str:
-    """The visible text of `url` rendered by chromium, once it shows every `expected` string."""
+def rendered_text(url: str, workdir: Path, expected: list[str], height: int = 900) -> str:
+    """The visible text of `url` rendered by chromium, once it shows every `expected` string.
+
+    `height`: of the window (the last --window-size wins); lists the UI virtualises render only
+    the rows that fit."""
     text, stderr = "", ""
     for attempt, budget_ms in enumerate(VIRTUAL_TIME_BUDGETS_MS):
-        result = run_chromium(["--dump-dom", url], workdir / f"profile-dom-{attempt}", budget_ms)
+        result = run_chromium(
+            [f"--window-size=1400,{height}", "--dump-dom", url],
+            workdir / f"profile-dom-{attempt}",
+            budget_ms,
+        )
         text, stderr = visible_text(result.stdout), result.stderr
         if result.returncode == 0 and all(s in text for s in expected):
             return text
@@ -625,7 +632,7 @@ def test_catalog_and_runs_pages_render(
     chromium: Path, webserver: Webserver, materialized: Materialized, tmp_path: Path
 ) -> None:
     names = [key.path[-1] for key in defs.resolve_asset_graph().get_all_asset_keys()]
-    rendered_text(f"{webserver.base_url}/assets", tmp_path / "catalog", names)
+    rendered_text(f"{webserver.base_url}/assets", tmp_path / "catalog", names, 200 * len(names))
 
     run_ids = [run_id[:8] for run_id in materialized.run_ids]  # the runs table's short ids
     text = rendered_text(f"{webserver.base_url}/runs", tmp_path / "runs", [*run_ids, "Success"])

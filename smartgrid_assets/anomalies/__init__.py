@@ -41,7 +41,7 @@ from .config import (
 from .detect import detect
 from .evaluate import LABELS, evaluate, load_labels
 from .events import MergeResult, event_id, merge_events, merge_events_detail
-from .overload import hourly_loading
+from .overload import hourly_loading, transformer_loading
 
 __all__ = [
     "ANOMALY_TYPES",
@@ -63,4 +63,5 @@ __all__ = [
     "load_labels",
     "merge_events",
     "merge_events_detail",
+    "transformer_loading",
 ]

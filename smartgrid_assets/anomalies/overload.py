@@ -9,9 +9,15 @@ for at least `overload_min_hours` make one event; its score is the peak loading.
 intervals count here (they are part of the hourly energy, as in the warehouse's loading mart);
 readings VEE flagged as `spike` (`overload_discount_rules`) do not: their energy is taken out of
 the hour, so a single bad reading on a one-meter transformer is no overload.
+
+`transformer_loading` is the one computation of hourly loading: the detector judges it, and the
+`transformer_loading` asset loads it into the warehouse, where the dbt mart
+`fct_transformer_loading` summarises it (peak kVA, hours above rating) without recomputing it.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import duckdb
 import numpy as np
@@ -23,7 +29,7 @@ from smartgrid_assets.contract import UTC_TS
 
 from .config import TRANSFORMER_OVERLOAD, DetectorConfig
 from .events import candidates, evidence_json
-from .frame import RECEIVED, Observed, ts_us
+from .frame import RECEIVED, Observed, observed, to_us, ts_us
 from .runs import find_runs
 
 _LOADING_SQL = """
@@ -54,6 +60,7 @@ hours AS (
     GROUP BY ALL
 )
 SELECT h.transformer_id, h.ts, h.kw, h.kw_as_hourly, h.meters, t.kva_rating,
+       h.kw / $power_factor AS kva,
        h.kw / (t.kva_rating * $power_factor) AS loading
 FROM hours h
 JOIN transformers t USING (transformer_id)
@@ -90,7 +97,7 @@ def hourly_loading(
     discount: pa.Table | None = None,
 ) -> pd.DataFrame:
     """Loading per transformer and hour before `window_end_us`: transformer_id, ts (us), kw,
-    kw_as_hourly, meters, kva_rating, loading; sorted by transformer_id, ts.
+    kw_as_hourly, meters, kva_rating, kva, loading; sorted by transformer_id, ts.
 
     `discount` (meter_id, ts, kwh_net): readings whose energy is taken out of their hour
     (e.g. VEE spikes); `kw_as_hourly` is the hour's energy before that.
@@ -140,6 +147,7 @@ def hourly_loading(
             "kw_as_hourly": table["kw_as_hourly"].to_numpy(),
             "meters": table["meters"].to_numpy(),
             "kva_rating": table["kva_rating"].to_numpy(),
+            "kva": table["kva"].to_numpy(),
             "loading": table["loading"].to_numpy(),
         }
     )
@@ -159,6 +167,43 @@ def suspect_energy(obs: Observed, rules: tuple[str, ...]) -> pa.Table:
     )
 
 
+def _loading(
+    meter_hourly: pa.Table,
+    meters: pa.Table,
+    transformers: pa.Table,
+    obs: Observed,
+    config: DetectorConfig,
+    end_us: int,
+) -> pd.DataFrame:
+    return hourly_loading(
+        meter_hourly,
+        meters,
+        transformers,
+        window_end_us=end_us,
+        power_factor=config.power_factor,
+        discount=suspect_energy(obs, config.overload_discount_rules),
+    )
+
+
+def transformer_loading(
+    cleaned: pa.Table,
+    meter_hourly: pa.Table,
+    meters: pa.Table,
+    transformers: pa.Table,
+    *,
+    window_end: dt.datetime,
+    config: DetectorConfig = DetectorConfig(),  # noqa: B008 - frozen, never mutated
+) -> pd.DataFrame:
+    """Hourly loading per transformer before `window_end`, exactly as `transformer_overload`
+    judges it: the same readings (`exclude_rules` dropped), spike-flagged energy taken out, kW
+    over kVA rating x power factor. Columns as `hourly_loading`, plus power_factor."""
+    end_us = to_us(window_end, "window_end")
+    obs = observed(cleaned, meters, window_end=end_us, exclude_rules=config.exclude_rules)
+    load = _loading(meter_hourly, meters, transformers, obs, config, end_us)
+    load["power_factor"] = float(config.power_factor)
+    return load
+
+
 def transformer_overload(
     meter_hourly: pa.Table,
     meters: pa.Table,
@@ -173,14 +218,7 @@ def transformer_overload(
     Readings VEE flagged with `overload_discount_rules` (spikes) are taken out of their hour:
     one bad reading on a single-meter transformer is not an overload.
     """
-    load = hourly_loading(
-        meter_hourly,
-        meters,
-        transformers,
-        window_end_us=end_us,
-        power_factor=config.power_factor,
-        discount=suspect_energy(obs, config.overload_discount_rules),
-    )
+    load = _loading(meter_hourly, meters, transformers, obs, config, end_us)
     if load.empty:
         return candidates([])
     group = pd.factorize(load["transformer_id"])[0]

@@ -5,6 +5,7 @@ import json
 
 import dagster as dg
 
+from smartgrid_assets.defs.marts import MART_ASSETS
 from smartgrid_assets.pipeline.arrivals import plan_arrivals
 from smartgrid_assets.platform import Platform
 
@@ -17,11 +18,16 @@ INGEST_ASSETS = [
     "feeder_hourly",
     "forecast_accuracy",
     "anomaly_report",
+    "meter_daily",
+    "transformer_loading",
+    *MART_ASSETS,
 ]
 
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=dg.AssetSelection.groups("weather", "readings", "features", "forecasts", "anomalies"),
+    selection=dg.AssetSelection.groups(
+        "weather", "readings", "features", "forecasts", "anomalies", "marts"
+    ),
 )
 
 daily_schedule = dg.build_schedule_from_partitioned_job(

@@ -122,7 +122,7 @@ class DuckDBWarehouse(Warehouse):
             result = None
             for statement in statements:
                 result = con.sql(statement.query)
-            return result.to_arrow_table() if result is not None else pa.table({})
+            return _plain_numbers(result.to_arrow_table()) if result is not None else pa.table({})
         except duckdb.Error as exc:
             raise WarehouseError(str(exc).splitlines()[0]) from exc
         finally:
@@ -151,6 +151,22 @@ class DuckDBWarehouse(Warehouse):
             dataset = self.lake.dataset(name)
             if dataset is not None:
                 con.register(name, dataset)
+
+
+def _plain_numbers(table: pa.Table) -> pa.Table:
+    """DuckDB's wide integers and decimals (sum of integers is a HUGEINT, seen as a decimal) as
+    int64 or float64, so an analyst's CSV and JSON show 4, not "4" (as on PostgreSQL)."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_decimal(column.type):
+            try:
+                if column.type.scale != 0:
+                    raise pa.ArrowInvalid("fractional")
+                column = column.cast(pa.int64())
+            except pa.ArrowInvalid:
+                column = column.cast(pa.float64(), safe=False)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
 
 
 def _match_sql(

@@ -15,6 +15,10 @@ def warehouse(settings: Settings, lake: Lake | None = None) -> Warehouse:
     lake = lake if lake is not None else Lake.from_settings(settings)
     if url.startswith("duckdb://"):
         return DuckDBWarehouse(Path(url.removeprefix("duckdb://")), lake=lake)
+    if url.startswith(("postgresql://", "postgres://")):
+        from smartgrid_assets.warehouse.postgres_warehouse import PostgresWarehouse
+
+        return PostgresWarehouse(url, lake=lake)
     raise WarehouseError(
-        f"SMARTGRID_WAREHOUSE_URL={url!r}: the PostgreSQL warehouse is not available yet"
+        f"SMARTGRID_WAREHOUSE_URL={url!r}: expected duckdb:///path or postgresql://..."
     )

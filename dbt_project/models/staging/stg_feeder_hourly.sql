@@ -1,0 +1,13 @@
+select
+    level,
+    asset_id,
+    ts,
+    local_day,
+    kwh,
+    meters,
+    intervals_estimated,
+    intervals_suspect,
+    region,
+    temperature_c,
+    temperature_forecast_c
+from {{ source('smartgrid', 'feeder_hourly') }}

@@ -1,0 +1,6 @@
+select
+    transformer_id,
+    feeder_id,
+    substation_id,
+    kva_rating
+from {{ source('smartgrid', 'transformers') }}
