@@ -229,6 +229,27 @@ ANOMALY_EVENTS = _schema(
 )
 
 
+METER_DAILY = _schema(
+    "meter_daily",
+    "1.0",
+    [
+        pa.field("meter_id", pa.string(), nullable=False),
+        pa.field("local_day", pa.date32(), nullable=False),
+        pa.field("kwh_delivered", pa.float64(), nullable=False),
+        pa.field("kwh_received", pa.float64(), nullable=False),
+        pa.field("kwh_net", pa.float64(), nullable=False),
+        pa.field("peak_kw", pa.float64(), nullable=False),
+        pa.field("peak_at", UTC_TS, nullable=False),
+        pa.field("hours", pa.int32(), nullable=False),
+        pa.field("intervals", pa.int32(), nullable=False),
+        pa.field("intervals_estimated", pa.int32(), nullable=False),
+        pa.field("intervals_suspect", pa.int32(), nullable=False),
+    ],
+    "Cleaned energy per meter and local day. peak_kw is the day's highest hourly net energy "
+    "(average kW over that hour), peak_at that hour's UTC start (the first, on ties).",
+)
+
+
 SCHEMAS: dict[str, pa.Schema] = {
     s.metadata[b"smartgrid.name"].decode(): s
     for s in (
@@ -244,6 +265,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         LOAD_FORECASTS,
         FORECAST_ACCURACY,
         ANOMALY_EVENTS,
+        METER_DAILY,
     )
 }
 

@@ -6,43 +6,17 @@ aggregate per partition, and the dbt mart `fct_meter_daily` builds on it.
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
-from smartgrid_assets.contract import UTC_TS
-
-METER_DAILY = pa.schema(
-    [
-        pa.field("meter_id", pa.string(), nullable=False),
-        pa.field("local_day", pa.date32(), nullable=False),
-        pa.field("kwh_delivered", pa.float64(), nullable=False),
-        pa.field("kwh_received", pa.float64(), nullable=False),
-        pa.field("kwh_net", pa.float64(), nullable=False),
-        pa.field("peak_kw", pa.float64(), nullable=False),
-        pa.field("peak_at", UTC_TS, nullable=False),
-        pa.field("hours", pa.int32(), nullable=False),
-        pa.field("intervals", pa.int32(), nullable=False),
-        pa.field("intervals_estimated", pa.int32(), nullable=False),
-        pa.field("intervals_suspect", pa.int32(), nullable=False),
-    ],
-    metadata={
-        "smartgrid.name": "meter_daily",
-        "smartgrid.version": "1.0",
-        "doc": "Cleaned energy per meter and local day. peak_kw is the day's highest hourly net "
-        "energy (average kW over that hour), peak_at that hour's UTC start (the first, on ties).",
-    },
-)
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+from smartgrid_assets.contract import METER_DAILY, conform
+from smartgrid_assets.scratch import connect
+from smartgrid_assets.scratch import literal as _lit
 
 
 def meter_daily(meter_hourly: pa.Table, tz: str) -> pa.Table:
     """Sum METER_HOURLY rows per meter and local day in `tz`."""
-    con = duckdb.connect()
+    con = connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("hourly", meter_hourly)
         table = con.sql(
             f"""
@@ -64,4 +38,4 @@ def meter_daily(meter_hourly: pa.Table, tz: str) -> pa.Table:
         ).to_arrow_table()
     finally:
         con.close()
-    return table.select(METER_DAILY.names).cast(METER_DAILY)
+    return conform(table, METER_DAILY)

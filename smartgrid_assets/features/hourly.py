@@ -6,27 +6,18 @@ day has 23 or 25 of them and zones with half-hour offsets bucket correctly.
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
 from smartgrid_assets import contract
+from smartgrid_assets.scratch import connect
+from smartgrid_assets.scratch import literal as _lit
 
 LEVELS = ("transformer", "feeder", "substation", "system")
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    return con
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def meter_hourly(cleaned: pa.Table, tz: str) -> pa.Table:
     """Sum cleaned energy per meter and local hour; count estimated and suspect intervals."""
-    con = _connect()
+    con = connect()
     try:
         con.register("cleaned", cleaned)
         table = con.sql(
@@ -61,7 +52,7 @@ def feeder_hourly(
     The forecast temperature of an hour on local day D is the one issued at 00:00 local on D-1:
     what a day-ahead load forecast for D could know.
     """
-    con = _connect()
+    con = connect()
     try:
         for name, table in {
             "hourly": hourly,

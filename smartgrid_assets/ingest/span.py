@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -19,6 +18,7 @@ from smartgrid_assets.ingest.validate import (
     read_tabular,
     require_columns,
 )
+from smartgrid_assets.scratch import thread_connection
 
 
 def _parquet_span(data: bytes) -> tuple[datetime, datetime] | None:
@@ -62,10 +62,10 @@ def time_span(key: str, data: bytes) -> tuple[datetime, datetime] | None:
 
 def _lenient(ts: pa.ChunkedArray) -> pa.Array:
     """Timestamps of a column with some unreadable values (those become null)."""
-    con = duckdb.connect()
+    con = thread_connection()
+    con.register("span_ts", pa.table({"ts": ts}))
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("t", pa.table({"ts": ts}))
-        return con.sql("SELECT TRY_CAST(ts AS TIMESTAMPTZ) AS ts FROM t").to_arrow_table()["ts"]
+        query = "SELECT TRY_CAST(ts AS TIMESTAMPTZ) AS ts FROM span_ts"
+        return con.sql(query).to_arrow_table()["ts"]
     finally:
-        con.close()
+        con.unregister("span_ts")

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from smartgrid_assets import anomalies, contract
-from smartgrid_assets.features.daily import METER_DAILY, meter_daily
+from smartgrid_assets.contract import METER_DAILY
+from smartgrid_assets.features.daily import meter_daily
 from smartgrid_assets.ingest.files import local_day
 from smartgrid_assets.pipeline.readings import window_bounds
 from smartgrid_assets.pipeline.registry import current_meters

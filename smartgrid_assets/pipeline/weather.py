@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import duckdb
 import pyarrow as pa
 
 from smartgrid_assets import contract
@@ -13,6 +12,7 @@ from smartgrid_assets.days import day_bounds_utc
 from smartgrid_assets.ingest.files import parse
 from smartgrid_assets.ingest.validate import FileRejected
 from smartgrid_assets.platform import Platform
+from smartgrid_assets.scratch import connect
 from smartgrid_assets.warehouse import Window
 
 WEATHER_PREFIX = "weather/"
@@ -79,9 +79,8 @@ def _latest_in_window(
     if not parts:
         return schema.empty_table()
     keys = ", ".join(c for c in schema.names if c != "temperature_c")
-    con = duckdb.connect()
+    con = connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("landed", pa.concat_tables(parts))
         table = con.sql(
             f"SELECT {', '.join(schema.names)} FROM landed "
