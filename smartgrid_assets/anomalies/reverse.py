@@ -12,9 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .config import REVERSE_FLOW, DetectorConfig
-from .events import candidates, evidence_json
 from .frame import DELIVERED, Observed
-from .runs import find_runs, in_window, meter_channel_group
+from .runs import meter_runs, run_events
 
 
 def reverse_flow(obs: Observed, config: DetectorConfig, start_us: int, end_us: int) -> pd.DataFrame:
@@ -23,40 +22,18 @@ def reverse_flow(obs: Observed, config: DetectorConfig, start_us: int, end_us: i
     member = (
         (obs.channel == DELIVERED) & (v < -config.reverse_tolerance_kwh) & ~obs.has_solar[obs.meter]
     )
-    runs = find_runs(
-        meter_channel_group(obs),
-        obs.ts,
-        obs.minutes,
-        member,
-        value=v,
-        rules=obs.rules,
-        max_gap_minutes=config.bridge_gap_minutes,
+    runs = meter_runs(obs, member, config, config.reverse_min_hours, start_us, end_us)
+    return run_events(
+        obs,
+        runs,
+        REVERSE_FLOW,
+        lambda hours: "critical" if hours >= config.reverse_critical_hours else "warning",
+        lambda i, hours: {
+            "hours": hours,
+            "intervals": int(runs.rows[i]),
+            "kwh_reversed": -float(runs.total[i]),
+            "min_kwh": float(runs.low[i]),
+            "channel": "delivered",
+            "has_solar": False,
+        },
     )
-    runs = runs.select(
-        (runs.minutes >= config.reverse_min_hours * 60) & in_window(runs, start_us, end_us)
-    )
-    rows = []
-    for i in range(len(runs)):
-        hours = float(runs.minutes[i]) / 60.0
-        rows.append(
-            {
-                "type": REVERSE_FLOW,
-                "meter_id": obs.meter_ids[runs.group[i] // 2],
-                "start": int(runs.start[i]),
-                "end": int(runs.end[i]),
-                "severity": "critical" if hours >= config.reverse_critical_hours else "warning",
-                "score": hours,
-                "evidence": evidence_json(
-                    {
-                        "hours": hours,
-                        "intervals": int(runs.rows[i]),
-                        "kwh_reversed": -float(runs.total[i]),
-                        "min_kwh": float(runs.low[i]),
-                        "channel": "delivered",
-                        "has_solar": False,
-                        "vee_rules": obs.rules_of(int(runs.rules[i])),
-                    }
-                ),
-            }
-        )
-    return candidates(rows)

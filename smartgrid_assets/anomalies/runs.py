@@ -18,6 +18,7 @@ the window is seen whole; the caller keeps those that overlap the window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +115,58 @@ def in_window(runs: Runs, start_us: int, end_us: int) -> np.ndarray:
     return (runs.start < end_us) & (runs.end > start_us)
 
 
+def meter_runs(
+    obs: Observed,
+    member: np.ndarray,
+    config: DetectorConfig,
+    min_hours: float,
+    start_us: int,
+    end_us: int,
+    same: np.ndarray | None = None,
+) -> Runs:
+    """Runs of `member` rows per meter-channel, at least `min_hours` long, overlapping the
+    window."""
+    runs = find_runs(
+        meter_channel_group(obs),
+        obs.ts,
+        obs.minutes,
+        member,
+        value=obs.value,
+        same=same,
+        rules=obs.rules,
+        max_gap_minutes=config.bridge_gap_minutes,
+    )
+    return runs.select((runs.minutes >= min_hours * 60) & in_window(runs, start_us, end_us))
+
+
+def run_events(
+    obs: Observed,
+    runs: Runs,
+    type: str,
+    severity: Callable[[float], str],
+    evidence: Callable[[int, float], dict[str, object]],
+) -> pd.DataFrame:
+    """One event candidate per run (a loop per event, not per reading): the score is the run's
+    hours; `evidence(i, hours)` adds the detector's own facts to the VEE rules seen."""
+    rows = []
+    for i in range(len(runs)):
+        hours = float(runs.minutes[i]) / 60.0
+        rows.append(
+            {
+                "type": type,
+                "meter_id": obs.meter_ids[runs.group[i] // 2],
+                "start": int(runs.start[i]),
+                "end": int(runs.end[i]),
+                "severity": severity(hours),
+                "score": hours,
+                "evidence": evidence_json(
+                    {**evidence(i, hours), "vee_rules": obs.rules_of(int(runs.rules[i]))}
+                ),
+            }
+        )
+    return candidates(rows)
+
+
 def stuck_meter(obs: Observed, config: DetectorConfig, start_us: int, end_us: int) -> pd.DataFrame:
     """`stuck_meter` events overlapping [start_us, end_us)."""
     v = obs.value
@@ -122,44 +175,19 @@ def stuck_meter(obs: Observed, config: DetectorConfig, start_us: int, end_us: in
     same = np.zeros(len(v), dtype=bool)
     if len(v) > 1:
         same[1:] = np.abs(v[1:] - v[:-1]) <= config.stuck_tolerance_kwh
-    runs = find_runs(
-        meter_channel_group(obs),
-        obs.ts,
-        obs.minutes,
-        member,
-        value=v,
-        same=same,
-        rules=obs.rules,
-        max_gap_minutes=config.bridge_gap_minutes,
+    runs = meter_runs(obs, member, config, config.stuck_min_hours, start_us, end_us, same=same)
+    return run_events(
+        obs,
+        runs,
+        STUCK_METER,
+        lambda hours: severity_by_hours(hours, config.run_warning_hours, config.run_critical_hours),
+        lambda i, hours: {
+            "value_kwh": float(v[runs.first[i]]),
+            "hours": hours,
+            "intervals": int(runs.rows[i]),
+            "channel": "delivered",
+        },
     )
-    runs = runs.select(
-        (runs.minutes >= config.stuck_min_hours * 60) & in_window(runs, start_us, end_us)
-    )
-    rows = []
-    for i in range(len(runs)):
-        hours = float(runs.minutes[i]) / 60.0
-        rows.append(
-            {
-                "type": STUCK_METER,
-                "meter_id": obs.meter_ids[runs.group[i] // 2],
-                "start": int(runs.start[i]),
-                "end": int(runs.end[i]),
-                "severity": severity_by_hours(
-                    hours, config.run_warning_hours, config.run_critical_hours
-                ),
-                "score": hours,
-                "evidence": evidence_json(
-                    {
-                        "value_kwh": float(v[runs.first[i]]),
-                        "hours": hours,
-                        "intervals": int(runs.rows[i]),
-                        "channel": "delivered",
-                        "vee_rules": obs.rules_of(int(runs.rules[i])),
-                    }
-                ),
-            }
-        )
-    return candidates(rows)
 
 
 def _received_zero(obs: Observed, tolerance: float) -> np.ndarray:
@@ -198,44 +226,22 @@ def zero_run(obs: Observed, config: DetectorConfig, start_us: int, end_us: int) 
     solar = obs.has_solar[obs.meter]
     both_channels = solar & obs.has_received[obs.meter]
     member = zero & (~both_channels | _received_zero(obs, tol))
-    runs = find_runs(
-        meter_channel_group(obs),
-        obs.ts,
-        obs.minutes,
-        member,
-        rules=obs.rules,
-        max_gap_minutes=config.bridge_gap_minutes,
-    )
-    runs = runs.select(
-        (runs.minutes >= config.zero_min_hours * 60) & in_window(runs, start_us, end_us)
-    )
-    rows = []
-    for i in range(len(runs)):
-        hours = float(runs.minutes[i]) / 60.0
+    runs = meter_runs(obs, member, config, config.zero_min_hours, start_us, end_us)
+
+    def evidence(i: int, hours: float) -> dict[str, object]:
         m = runs.group[i] // 2
-        rows.append(
-            {
-                "type": ZERO_RUN,
-                "meter_id": obs.meter_ids[m],
-                "start": int(runs.start[i]),
-                "end": int(runs.end[i]),
-                "severity": severity_by_hours(
-                    hours, config.run_warning_hours, config.run_critical_hours
-                ),
-                "score": hours,
-                "evidence": evidence_json(
-                    {
-                        "hours": hours,
-                        "intervals": int(runs.rows[i]),
-                        "has_solar": bool(obs.has_solar[m]),
-                        "channels": (
-                            ["delivered", "received"]
-                            if obs.has_received[m] and obs.has_solar[m]
-                            else ["delivered"]
-                        ),
-                        "vee_rules": obs.rules_of(int(runs.rules[i])),
-                    }
-                ),
-            }
-        )
-    return candidates(rows)
+        both = bool(obs.has_received[m] and obs.has_solar[m])
+        return {
+            "hours": hours,
+            "intervals": int(runs.rows[i]),
+            "has_solar": bool(obs.has_solar[m]),
+            "channels": ["delivered", "received"] if both else ["delivered"],
+        }
+
+    return run_events(
+        obs,
+        runs,
+        ZERO_RUN,
+        lambda hours: severity_by_hours(hours, config.run_warning_hours, config.run_critical_hours),
+        evidence,
+    )
