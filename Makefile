@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra prophet --python-version 3.11 --no-header --quiet -o requirements.lock
 
 # The manifest Dagster loads the dbt assets from (dbt_project/target/manifest.json): what
 # `dagster-dbt project prepare-and-package --file smartgrid_assets/warehouse_project.py` runs;
