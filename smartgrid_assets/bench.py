@@ -274,3 +274,129 @@ def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0) -> dic
         "ratio_ingest_to_local_read": (ingested / ingest_s) / (local_rows / local_s),
         "target_ratio": 0.5,
     }
+
+
+# ---- data quality checks: their cost on one local day -------------------------------------
+def _materialize_cleaned(home: str, with_checks: bool) -> dict:
+    """What the cleaned_readings and meter_hourly steps compute for the bench day, with or
+    without the quality suites their steps run (an @asset's checks run in its own step, so the
+    suites are timed as that step calls them: `run_checks` on the day). GX is imported before
+    the clock starts and timed apart: a run worker pays that once, not per partition."""
+    from smartgrid_assets.pipeline.features import build_meter_hourly
+    from smartgrid_assets.pipeline.readings import clean_readings
+    from smartgrid_assets.quality import run_checks
+
+    started = time.perf_counter()
+    import great_expectations  # noqa: F401
+
+    gx_import_s = time.perf_counter() - started
+    platform = _platform(Path(home))
+    started = time.perf_counter()
+    clean_readings(platform, [BENCH_DAY], as_of=datetime.now(UTC))
+    cleaned_s = time.perf_counter() - started
+    results = run_checks(platform, "cleaned_readings", [BENCH_DAY]) if with_checks else []
+    checks_s = time.perf_counter() - started - cleaned_s
+    started = time.perf_counter()
+    build_meter_hourly(platform, [BENCH_DAY])
+    hourly_s = time.perf_counter() - started
+    started = time.perf_counter()
+    raw = run_checks(platform, "raw_readings", [BENCH_DAY]) if with_checks else []
+    raw_checks_s = time.perf_counter() - started
+    return {
+        "materialize_s": cleaned_s + hourly_s,
+        "cleaned_checks_s": checks_s,
+        "raw_checks_s": raw_checks_s,
+        "checks": len(results) + len(raw),
+        "checks_passed": sum(r.passed for r in [*results, *raw]),
+        "gx_import_s": gx_import_s,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _in_fresh_process_call(target, *args) -> dict:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(target, *args).result()
+
+
+def run_quality_bench(meters: int = 60_000, seed: int = 0, repeats: int = 2) -> dict:
+    """One local day of `meters` x 96 quarter hours: cleaned_readings and meter_hourly
+    materialized with and without the quality checks, alternately, each run in a fresh
+    process on the same raw partition; the best of `repeats` of each. Prints and returns the
+    figures; the target is checks adding at most 25 % to the materialization."""
+    with tempfile.TemporaryDirectory(prefix="smartgrid-quality-bench-") as tmp:
+        home = Path(tmp)
+        platform = _platform(home)
+        raw, registry = make_raw_day(meters, seed)
+        platform.lake.write_partition("raw_readings", BENCH_DAY, raw)
+        platform.warehouse.replace("meters", registry)
+        del platform
+        runs: dict[bool, list[dict]] = {False: [], True: []}
+        for _ in range(repeats):
+            for with_checks in (False, True):
+                runs[with_checks].append(
+                    _in_fresh_process_call(_materialize_cleaned, str(home), with_checks)
+                )
+
+    def total(run: dict) -> float:
+        return run["materialize_s"] + run["cleaned_checks_s"] + run["raw_checks_s"]
+
+    without = min(runs[False], key=total)
+    with_ = min(runs[True], key=total)
+    base = without["materialize_s"]
+    figures = {
+        "meters": meters,
+        "readings": raw.num_rows,
+        "without_checks_s": round(base, 2),
+        "with_checks_end_to_end_s": round(total(with_), 2),
+        "cleaned_checks_s": round(with_["cleaned_checks_s"], 2),
+        "raw_checks_s": round(with_["raw_checks_s"], 2),
+        "ratio_cleaned_checks": round((base + with_["cleaned_checks_s"]) / base, 3),
+        "ratio_all_readings_checks": round(
+            (base + with_["cleaned_checks_s"] + with_["raw_checks_s"]) / base, 3
+        ),
+        "target_ratio": 1.25,
+        "checks": with_["checks"],
+        "checks_passed": with_["checks_passed"],
+        "gx_import_s_once_per_process": round(with_["gx_import_s"], 2),
+        "all_runs_s": {
+            "without": [round(total(r), 2) for r in runs[False]],
+            "with": [round(total(r), 2) for r in runs[True]],
+        },
+    }
+    print(
+        f"{meters:,} meters, {raw.num_rows:,} readings: cleaned_readings + meter_hourly "
+        f"{figures['without_checks_s']} s without checks; cleaned_readings' checks "
+        f"{figures['cleaned_checks_s']} s (x{figures['ratio_cleaned_checks']}), with "
+        f"raw_readings' checks {figures['raw_checks_s']} s too "
+        f"x{figures['ratio_all_readings_checks']} (target x1.25); "
+        f"{figures['checks_passed']}/{figures['checks']} checks passed; GX import "
+        f"{figures['gx_import_s_once_per_process']} s once per process"
+    )
+    return figures
+
+
+def run_forecast_bench(
+    series: int = 200, days: int = 60, prophet_sample: int = 20, seed: int = 0
+) -> dict:
+    """Training + rolling-origin backtesting of the global model on ``series`` synthetic feeders
+    of ``days`` days at 15 minutes (target: under 3 minutes on 2 cores), and Prophet on
+    ``prophet_sample`` of them, extrapolated to all (forecasting.speed)."""
+    from smartgrid_assets.forecasting.speed import forecast_bench
+
+    figures = forecast_bench(series=series, days=days, prophet_sample=prophet_sample, seed=seed)
+    gbm, prophet = figures["gbm"], figures["prophet"] or {}
+    print(
+        f"forecasting: {series} feeders x {days} days x 15 min, {figures['issues']} daily issues: "
+        f"gbm train + backtest {gbm['seconds']} s ({gbm['fits']} weekly fits; target < "
+        f"{gbm['target_seconds']:.0f} s), rMAE {gbm['rmae']}, P10-P90 coverage "
+        f"{gbm['coverage_p10_p90']}"
+    )
+    if "seconds_sample" in prophet:
+        print(
+            f"  prophet on {prophet['sample_series']} feeders {prophet['seconds_sample']} s -> "
+            f"{prophet['seconds_extrapolated']} s for {series} (rMAE {prophet['rmae_sample']})"
+        )
+    elif prophet:
+        print(f"  prophet skipped: {prophet['skipped']}")
+    return figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -79,17 +80,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from smartgrid_assets.bench import run_bench, run_ingest_bench
+BENCHES = ("cleaning", "ingestion", "quality", "forecasting")
 
-    report = {
-        "cleaning": run_bench(meters=args.meters, seed=args.seed),
-        "ingestion": run_ingest_bench(files=args.files, rows=args.rows, seed=args.seed),
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from smartgrid_assets import bench
+
+    runs = {
+        "cleaning": lambda: bench.run_bench(meters=args.meters, seed=args.seed),
+        "ingestion": lambda: bench.run_ingest_bench(
+            files=args.files, rows=args.rows, seed=args.seed
+        ),
+        "quality": lambda: bench.run_quality_bench(meters=args.meters, seed=args.seed),
+        "forecasting": lambda: bench.run_forecast_bench(seed=args.seed),
     }
+    chosen = [name for name in BENCHES if name in (args.only or BENCHES)]
     if args.json:
+        with contextlib.redirect_stdout(sys.stderr):  # their progress lines stay off the JSON
+            report = {name: runs[name]() for name in chosen}
         print(json.dumps(report, indent=2))
         return 0
-    cleaning, ingestion = report["cleaning"], report["ingestion"]
+    for name in chosen:
+        figures = runs[name]()
+        if name == "cleaning":
+            _print_cleaning(figures)
+        elif name == "ingestion":
+            _print_ingestion(figures)
+    return 0
+
+
+def _print_cleaning(cleaning: dict) -> None:
     print(f"one local day: {cleaning['meters']:,} meters, {cleaning['readings']:,} readings")
     for path in cleaning["paths"]:
         print(
@@ -100,6 +120,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"  ratio assets / hand SQL: {cleaning['ratio_assets_to_hand_sql']:.2f}x "
         f"(target >= {cleaning['target_ratio']}x)"
     )
+
+
+def _print_ingestion(ingestion: dict) -> None:
     print(f"ingestion: {ingestion['files']} files, {ingestion['rows']:,} rows")
     for name, label in (
         ("duckdb_read_csv_local", "DuckDB read_csv from local disk"),
@@ -111,7 +134,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"  ratio ingest / local read: {ingestion['ratio_ingest_to_local_read']:.2f}x "
         f"(target >= {ingestion['target_ratio']}x)"
     )
-    return 0
 
 
 def _land_spec(args: argparse.Namespace) -> ExportSpec:
@@ -273,6 +295,120 @@ def _cmd_land(args: argparse.Namespace) -> int:
     return 0 if all(run["success"] for run in runs) else 1
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from smartgrid_assets.anomalies import detect_readings
+    from smartgrid_assets.ingest import byo
+
+    spec = _land_spec(args)
+    conversions = []
+    for file in args.files:
+        path = Path(file)
+        if not path.is_file():
+            raise CliError(f"file {file}: no such file")
+        conversions.append(byo.convert(path.read_bytes(), path.name, spec))
+    readings = pa.concat_tables([c.readings for c in conversions])
+    solar = {m for c in conversions for m in c.solar_meters}
+    events, meter_days = detect_readings(readings, tz=args.tz, solar_meters=solar)
+    rows = [
+        {
+            "meter_id": r["meter_id"],
+            "type": r["type"],
+            "start": r["start"].isoformat(),
+            "end": r["end"].isoformat(),
+            "severity": r["severity"],
+            "score": r["score"],
+        }
+        for r in events.sort_by([("start", "ascending"), ("type", "ascending")]).to_pylist()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{len(rows)} events over {meter_days} meter-days")
+    for r in rows:
+        print(
+            f"  {r['start']}  {r['end']}  {r['meter_id']:<12} {r['type']:<18} "
+            f"{r['severity']:<8} score {r['score']:.2f}"
+        )
+    return 0
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from smartgrid_assets.forecasting import ZOO, ForecastConfig, run_backtest
+    from smartgrid_assets.forecasting.backtest import BacktestError
+    from smartgrid_assets.forecasting.grid import day_of
+    from smartgrid_assets.forecasting.series import read_series
+    from smartgrid_assets.ingest.byo import ExportSpec
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"file {args.file}: no such file")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in ZOO]
+    if unknown or not models:
+        raise CliError(
+            f"--models: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(ZOO)}"
+        )
+    weather = tuple(c.strip() for c in (args.weather_cols or "").split(",") if c.strip())
+    spec = ExportSpec(
+        time_col=args.time_col,
+        value_col=args.value_col,
+        meter_id=path.name,
+        unit=args.unit,
+        time_label=args.time_label,
+        tz=args.tz,
+        interval_minutes=args.interval_minutes,
+        format=args.format,
+        time_format=args.time_format,
+    )
+    series = read_series(path.read_bytes(), path.name, spec, weather)
+    config = ForecastConfig(train_days=args.train_days) if args.train_days else ForecastConfig()
+    try:
+        result = run_backtest(
+            series.grid,
+            models,
+            horizon=args.horizon,
+            test_days=args.test_days,
+            select_days=args.select_days,
+            config=config,
+        )
+    except BacktestError as exc:
+        raise CliError(f"file {path.name}: {exc}") from exc
+    for name, why in result.skipped.items():
+        print(f"smartgrid backtest: {name} skipped: {why}", file=sys.stderr)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    grid = series.grid
+    test, select = result.test_targets, result.select_targets
+    what = {
+        "1d": "day-ahead (issued 00:00 local the day before the target day)",
+        "48h": "48 h (issued 00:00 local on the target day and the day before)",
+    }
+    print(
+        f"{path.name}: {args.value_col} as kWh per {grid.interval_minutes}-min interval, "
+        f"{day_of(grid.day0)}..{day_of(grid.end_day - 1)} ({grid.tz}), "
+        f"weather: {', '.join(weather) or 'none'}"
+    )
+    print(
+        f"{what[args.horizon]}, one issue a day; test {day_of(test[0])}..{day_of(test[-1])} "
+        f"({len(test)} days); model family chosen on {day_of(select[0])}..{day_of(select[-1])}"
+    )
+    header = (
+        f"{'model':<28}{'MAE':>14}{'RMSE':>14}{'MAPE %':>8}{'rMAE':>7}{'pinball':>13}{'P10-P90':>9}"
+    )
+    print(header)
+    rows = [(m, result.score(m)) for m in result.models]
+    rows.append((f"champion ({summary['champion']})", result.champion_score()))
+    for name, m in rows:
+        print(
+            f"{name:<28}{m['mae']:>14,.1f}{m['rmse']:>14,.1f}{m['mape']:>8.2f}{m['rmae']:>7.3f}"
+            f"{m['pinball']:>13,.1f}{m['coverage_p10_p90']:>9.1%}"
+        )
+    print(f"champion: {summary['champion']} (lowest MAE on the selection window)")
+    return 0
+
+
 def _few(items: list[str], limit: int = 10) -> str:
     more = len(items) - limit
     return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
@@ -328,7 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.set_defaults(func=_cmd_sql)
 
-    bench = sub.add_parser("bench", help="time raw -> cleaned -> hourly against hand SQL")
+    bench = sub.add_parser(
+        "bench",
+        help="cleaning, ingestion, quality checks and forecasting against in-run baselines",
+    )
+    bench.add_argument(
+        "--only", nargs="+", choices=BENCHES, help="run these benchmarks only (default: all)"
+    )
     bench.add_argument("--meters", type=_positive, default=60_000)
     bench.add_argument("--files", type=_positive, default=100, help="ingestion: files")
     bench.add_argument("--rows", type=_positive, default=50_000, help="ingestion: rows a file")
@@ -388,6 +530,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     land.add_argument("--json", action="store_true", help="print the report as JSON")
     land.set_defaults(func=_cmd_land)
+
+    detect = sub.add_parser(
+        "detect",
+        help="run the anomaly detectors on your own export and print the events",
+        description="Read exports like `land` (same column-mapping options), run VEE and every "
+        "meter-level detector over the local days (in --tz) the readings cover, and print the "
+        "events. Nothing is landed or stored.",
+    )
+    for action in land._actions:
+        if action.dest not in ("help", "strict", "materialize", "json"):
+            detect._add_action(action)
+    detect.add_argument("--json", action="store_true", help="print the events as a JSON list")
+    detect.set_defaults(func=_cmd_detect)
+
+    backtest = sub.add_parser(
+        "backtest",
+        help="backtest every forecasting model on a series from a CSV",
+        description="Read one series (and optional weather columns) from a CSV or Parquet "
+        "export, parsed as `land` parses it, and backtest every model with a rolling origin "
+        "(one issue a day) over the last --test-days days; the model family is chosen on the "
+        "28 days before them; local days are days of --tz. Prints MAE, RMSE, MAPE, rMAE (against "
+        "naive-1d), pinball loss and "
+        "P10-P90 coverage per model, or with --json "
+        '{"models": {name: {"mae", "rmse", "rmae", "coverage_p10_p90"}}, "champion": name}.',
+    )
+    backtest.add_argument("file", metavar="FILE")
+    backtest.add_argument("--value-col", required=True, help="column of the load values")
+    for action in land._actions:
+        if action.dest in (
+            "time_col",
+            "unit",
+            "time_label",
+            "tz",
+            "interval_minutes",
+            "time_format",
+            "format",
+        ):
+            backtest._add_action(action)
+    backtest.add_argument(
+        "--weather-cols",
+        help="comma-separated weather columns (forecast regressors), e.g. Temperature",
+    )
+    backtest.add_argument("--horizon", choices=("1d", "48h"), default="1d")
+    backtest.add_argument("--test-days", type=_positive, default=28)
+    backtest.add_argument(
+        "--select-days",
+        type=_positive,
+        default=28,
+        help="days before the test window on which the model family is chosen (default 28)",
+    )
+    backtest.add_argument(
+        "--models",
+        default="seasonal_naive_1d,seasonal_naive_7d,gbm,prophet",
+        help="comma-separated models (default: all; prophet needs the prophet extra)",
+    )
+    backtest.add_argument(
+        "--train-days", type=_positive, help="days of history each gbm fit reads (default 1092)"
+    )
+    backtest.add_argument("--json", action="store_true", help="print the figures as JSON")
+    backtest.set_defaults(func=_cmd_backtest)
 
     demo = sub.add_parser("demo", help="generate, land and materialize a small utility end to end")
     demo.add_argument("--meters", type=_positive, default=200)

@@ -20,6 +20,14 @@ QUALITY_CODES = {
 }
 
 
+def _since(version: str, f: pa.Field) -> pa.Field:
+    """A nullable column added in ``version``: a table written to an older version of the
+    schema may lack it, and ``conform`` fills it with nulls."""
+    if not f.nullable:
+        raise ValueError(f"a column added later must be nullable: {f.name}")
+    return f.with_metadata({"smartgrid.since": version})
+
+
 def _schema(name: str, version: str, fields: list[pa.Field], doc: str) -> pa.Schema:
     return pa.schema(
         fields, metadata={"smartgrid.name": name, "smartgrid.version": version, "doc": doc}
@@ -175,7 +183,7 @@ FEEDER_HOURLY = _schema(
 
 LOAD_FORECASTS = _schema(
     "load_forecasts",
-    "1.0",
+    "1.1",
     [
         pa.field("level", pa.string(), nullable=False),
         pa.field("asset_id", pa.string(), nullable=False),
@@ -186,14 +194,16 @@ LOAD_FORECASTS = _schema(
         pa.field("p10", pa.float64(), nullable=False),
         pa.field("p50", pa.float64(), nullable=False),
         pa.field("p90", pa.float64(), nullable=False),
+        _since("1.1", pa.field("p50_base", pa.float64())),
     ],
     "Hourly kWh forecasts as issued; a later forecast for the same target never overwrites one "
-    "issued earlier.",
+    "issued earlier. p50 is reconciled bottom-up (feeders add up to substations and the system; "
+    "the band moves with it); p50_base is the model's own P50 before reconciliation (1.1).",
 )
 
 FORECAST_ACCURACY = _schema(
     "forecast_accuracy",
-    "1.0",
+    "1.1",
     [
         pa.field("level", pa.string(), nullable=False),
         pa.field("asset_id", pa.string(), nullable=False),
@@ -205,8 +215,29 @@ FORECAST_ACCURACY = _schema(
         pa.field("mae_naive_1d", pa.float64(), nullable=False),
         pa.field("rmae", pa.float64()),
         pa.field("coverage_p10_p90", pa.float64(), nullable=False),
+        _since("1.1", pa.field("mae_base", pa.float64())),
     ],
-    "Accuracy of each issued forecast once actuals exist; rmae = mae / mae_naive_1d.",
+    "Accuracy of each issued forecast once actuals exist; rmae = mae / mae_naive_1d. mae scores "
+    "the reconciled p50, mae_base the model's own p50_base (1.1).",
+)
+
+FORECAST_MODEL_CHOICE = _schema(
+    "forecast_model_choice",
+    "1.0",
+    [
+        pa.field("level", pa.string(), nullable=False),
+        pa.field("asset_id", pa.string(), nullable=False),
+        pa.field("issued_at", UTC_TS, nullable=False),
+        pa.field("target_day", pa.date32(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("days_scored", pa.int32(), nullable=False),
+        pa.field("mae", pa.float64()),
+        pa.field("rmae", pa.float64()),
+        pa.field("gbm_version", pa.string()),
+    ],
+    "The model family chosen per series for an issue: the lowest mean MAE over the target days "
+    "of the 28 before the issue whose forecasts were scored (gbm when none were yet); "
+    "gbm_version is the registered global model the issue used.",
 )
 
 ANOMALY_EVENTS = _schema(
@@ -250,6 +281,54 @@ METER_DAILY = _schema(
 )
 
 
+DATA_QUALITY_REPORT = _schema(
+    "data_quality_report",
+    "1.0",
+    [
+        pa.field("local_day", pa.date32(), nullable=False),
+        pa.field("feeder_id", pa.string()),
+        pa.field("meters", pa.int64(), nullable=False),
+        pa.field("meters_reporting", pa.int64(), nullable=False),
+        pa.field("intervals_expected", pa.int64(), nullable=False),
+        pa.field("intervals_actual", pa.int64(), nullable=False),
+        pa.field("intervals_estimated", pa.int64(), nullable=False),
+        pa.field("intervals_edited", pa.int64(), nullable=False),
+        pa.field("intervals_suspect", pa.int64(), nullable=False),
+        pa.field("intervals_missing", pa.int64(), nullable=False),
+        pa.field("sufficiency", pa.float64()),
+        pa.field("meter_channels_below_90pct", pa.int64(), nullable=False),
+        pa.field("intervals_flagged", pa.int64(), nullable=False),
+        pa.field("vee_flags", pa.string(), nullable=False),
+        pa.field("rows_rejected", pa.int64(), nullable=False),
+        pa.field("files_quarantined", pa.int64()),
+        pa.field("checks_passed", pa.int64()),
+        pa.field("checks_failed", pa.int64()),
+    ],
+    "Data quality per local day and feeder; the row with a null feeder_id is the whole day "
+    "(every feeder, plus rejected rows of unknown meters, quarantined files and asset-check "
+    "outcomes, which belong to no feeder). Meters without a feeder are under feeder '(none)'. "
+    "Interval counts are cleaned rows by quality from the VEE sufficiency table; vee_flags is "
+    "a JSON object of intervals flagged per VEE rule; sufficiency = actual / expected.",
+)
+
+DATA_QUALITY_CHECKS = _schema(
+    "data_quality_checks",
+    "1.0",
+    [
+        pa.field("local_day", pa.date32(), nullable=False),
+        pa.field("asset_key", pa.string(), nullable=False),
+        pa.field("check_name", pa.string(), nullable=False),
+        pa.field("passed", pa.bool_(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("description", pa.string()),
+        pa.field("evaluated_at", UTC_TS, nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+    ],
+    "The latest evaluation of each Dagster asset check that judged a local day (a check of "
+    "that day's partition, or one run in a run over it), as the data quality report saw it.",
+)
+
+
 SCHEMAS: dict[str, pa.Schema] = {
     s.metadata[b"smartgrid.name"].decode(): s
     for s in (
@@ -264,8 +343,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         FEEDER_HOURLY,
         LOAD_FORECASTS,
         FORECAST_ACCURACY,
+        FORECAST_MODEL_CHOICE,
         ANOMALY_EVENTS,
         METER_DAILY,
+        DATA_QUALITY_REPORT,
+        DATA_QUALITY_CHECKS,
     )
 }
 
@@ -275,9 +357,18 @@ def schema_version(schema: pa.Schema) -> str:
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Select and cast a table's columns to a contract schema (extra columns are dropped)."""
+    """Select and cast a table's columns to a contract schema (extra columns are dropped;
+    columns added by a later schema version, see ``_since``, are null where missing)."""
+    for f in schema:
+        if f.name not in table.column_names and f.metadata and b"smartgrid.since" in f.metadata:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         name = schema.metadata[b"smartgrid.name"].decode()
         raise ValueError(f"table lacks contract columns {missing} of {name}")
     return table.select(schema.names).cast(schema)
+
+
+def project(schema: pa.Schema, names: tuple[str, ...]) -> pa.Schema:
+    """`schema` restricted to `names`: what a step reads when it needs only those columns."""
+    return pa.schema([schema.field(name) for name in names], metadata=schema.metadata)

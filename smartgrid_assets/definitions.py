@@ -3,11 +3,14 @@
 import dagster as dg
 
 from smartgrid_assets.defs import (
+    alerts,
     anomalies,
     automation,
     features,
     forecasts,
     marts,
+    quality,
+    quality_report,
     readings,
     registry,
     weather,
@@ -16,11 +19,12 @@ from smartgrid_assets.platform import Platform
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [registry, weather, readings, features, forecasts, anomalies, marts]
+        [registry, weather, readings, features, forecasts, anomalies, marts, quality_report]
     ),
-    jobs=[automation.daily_job],
-    schedules=[automation.daily_schedule],
-    sensors=[automation.landing_sensor],
+    asset_checks=dg.load_asset_checks_from_modules([quality, quality_report]),
+    jobs=[automation.daily_job, quality_report.data_quality_job],
+    schedules=[automation.daily_schedule, quality_report.data_quality_schedule],
+    sensors=[automation.landing_sensor, alerts.alert_sensor],
     resources={
         "platform": dg.ResourceDefinition(resource_fn=lambda _: Platform.from_environment()),
     },

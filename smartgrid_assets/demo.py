@@ -11,7 +11,7 @@ import dagster as dg
 from smartgrid_assets import anomalies
 from smartgrid_assets.definitions import defs
 from smartgrid_assets.defs.marts import MART_ASSETS
-from smartgrid_assets.pipeline.land import land_tree
+from smartgrid_assets.pipeline.land import arrival_key, land_tree
 from smartgrid_assets.pipeline.readings import window_bounds
 from smartgrid_assets.platform import Platform
 from smartgrid_assets.settings import load_settings
@@ -26,8 +26,10 @@ DAILY_ASSETS = [
     "load_forecasts",
     "forecast_accuracy",
     "anomaly_report",
+    "anomaly_evaluation",
     "meter_daily",
     "transformer_loading",
+    "data_quality_report",
     *MART_ASSETS,  # the dbt project: staging, dims, the dim_meter snapshot and the facts
 ]
 
@@ -96,6 +98,7 @@ def run_demo(meters: int, days: int, seed: int) -> None:
         start=DEMO_START,
     )
     landed = land_tree(platform.landing, out)
+    platform.landing.put(arrival_key("labels", "labels.csv"), (out / "labels.csv").read_bytes())
     print(f"generated {meters} meters x {days} days into {out}; landed {len(landed)} files")
     instance = dg.DagsterInstance.get() if settings.dagster_home else dg.DagsterInstance.ephemeral()
     pipeline_started = time.monotonic()

@@ -1,7 +1,7 @@
 """In-memory DuckDB for vectorised transforms of Arrow tables (not the warehouse).
 
 One way to get such a connection: UTC session time zone, so TIMESTAMPTZ values come back as
-UTC instants whatever the machine's zone.
+UTC instants whatever the machine's zone; no progress bar in run logs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     """A new in-memory connection; close it when done."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

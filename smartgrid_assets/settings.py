@@ -13,6 +13,9 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+#: A Slack message holds at most 50 blocks: one per alert, plus a headline and a summary.
+MAX_ALERTS_PER_TICK = 45
+
 
 class SettingsError(ValueError):
     """A setting has a value the product cannot use."""
@@ -37,6 +40,12 @@ class Settings:
     dagster_home: str | None
     #: PostgreSQL role the dbt marts are granted to (SELECT only); None: no grants
     analyst_role: str | None = None
+    #: local hour (0-23) by which a local day's readings must have arrived, on the next day
+    freshness_hour: int = 6
+    #: alerts listed one by one in a channel's message per sensor tick; the rest are summarised
+    alert_max_per_tick: int = 20
+    #: sender address of alert emails
+    alert_email_from: str = "smartgrid-alerts@localhost"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -91,6 +100,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"SMARTGRID_ANALYST_ROLE={analyst_role!r}: expected a lower-case PostgreSQL role name "
             "(letters, digits, underscores)"
         )
+    max_per_tick = get("SMARTGRID_ALERT_MAX_PER_TICK") or "20"
+    if not max_per_tick.isdigit() or not 1 <= int(max_per_tick) <= MAX_ALERTS_PER_TICK:
+        raise SettingsError(
+            f"SMARTGRID_ALERT_MAX_PER_TICK={max_per_tick!r}: expected a whole number from 1 to "
+            f"{MAX_ALERTS_PER_TICK}"
+        )
+    hour = get("SMARTGRID_FRESHNESS_HOUR") or "6"
+    if not re.fullmatch(r"\d{1,2}", hour) or int(hour) > 23:
+        raise SettingsError(
+            f"SMARTGRID_FRESHNESS_HOUR={hour!r}: expected a local hour from 0 to 23"
+        )
     return Settings(
         home=home,
         tz=tz,
@@ -108,4 +128,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         alert_email_to=get("SMARTGRID_ALERT_EMAIL_TO"),
         dagster_home=get("DAGSTER_HOME"),
         analyst_role=analyst_role,
+        freshness_hour=int(hour),
+        alert_max_per_tick=int(max_per_tick),
+        alert_email_from=get("SMARTGRID_ALERT_EMAIL_FROM") or "smartgrid-alerts@localhost",
     )

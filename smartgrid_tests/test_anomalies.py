@@ -16,10 +16,9 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import pytest
 
 from smartgrid_assets import anomalies as an
@@ -574,7 +573,10 @@ def test_load_labels_and_evaluate_hand_case(tmp_path: Path):
         "matched_labels": 1,
         "precision": pytest.approx(1 / 3),
         "recall": pytest.approx(1 / 3),
+        "f1": pytest.approx(1 / 3),
+        "false_alarms": 2,
     }
+    assert result["false_alarms_per_1000_meter_days"] is None
     assert result["by_type"]["stuck_meter"]["precision"] == 1.0
     assert result["by_type"]["transformer_overload"]["recall"] == 0.0
     assert result["by_type"]["zero_run"]["labels"] == 1
@@ -616,121 +618,221 @@ def test_detect_rejects_an_empty_window_and_handles_empty_input():
     assert out.num_rows == 0 and out.schema == ANOMALY_EVENTS
 
 
+# --- load_spike ----------------------------------------------------------------------------------
+
+
+def spike_case(kw: float, intervals: int, *, flagged: bool = False) -> pa.Table:
+    """M1: ten ordinary days (typical daily peak about 1.2 kW), then a burst of `intervals`
+    readings at `kw` from day 8 02:00; `flagged`: VEE marked the burst as `spike`."""
+    values = profile(10 * 96)
+    at = 8 * 96 + 8
+    burst = np.full(intervals, kw / 4)
+    return cleaned(
+        part("M1", day(0), values[:at]),
+        part(
+            "M1",
+            day(8, 2),
+            burst,
+            rules=("spike",) if flagged else (),
+            quality="S" if flagged else "A",
+        ),
+        part("M1", day(8, 2) + intervals * dt.timedelta(minutes=15), values[at + intervals :]),
+    )
+
+
+def test_load_spike_fires_on_a_two_hour_burst():
+    (event,) = of_type(run(spike_case(4.5, 8), meters_table(M1), day(0), day(10)), "load_spike")
+    assert (event["start"], event["end"]) == (day(8, 2), day(8, 4))
+    assert event["severity"] == "warning" and 3.0 < event["score"] < 5.0
+    evidence = json.loads(event["evidence"])
+    assert evidence["peak_kw"] == pytest.approx(4.5) and evidence["intervals"] == 8
+
+
+def test_load_spike_quiet_below_ratio_for_a_vee_spike_and_for_a_level_change():
+    for case in (
+        spike_case(2.5, 8),  # about twice the typical peak: an evening with the oven on
+        spike_case(9.0, 1, flagged=True),  # one bad reading: VEE's spike, a data problem
+        spike_case(4.5, 14 * 4),  # 14 h: a change of level, not a spike
+    ):
+        assert of_type(run(case, meters_table(M1), day(0), day(10)), "load_spike") == []
+
+
+def test_a_burst_that_overloads_its_transformer_is_one_overload_event():
+    events = run(
+        spike_case(4.5, 8),
+        meters_table(M1),
+        day(0),
+        day(10),
+        transformers=transformers_table(TX1=3.0),
+    )
+    assert of_type(events, "load_spike") == []
+    (overload,) = of_type(events, "transformer_overload")
+    assert overload["start"] == day(8, 2)
+
+
+# --- profile_deviation ---------------------------------------------------------------------------
+
+HOMES = [{"meter_id": f"M{i}"} for i in range(1, 13)]
+
+
+def night_load_case(first: int, n_days: int, *, drop: float = 0.0) -> pa.Table:
+    """Twelve peers over 14 days; M1 gains a night load (01:00-06:00, 30 % of its daily energy)
+    on days [first, first + n_days), or with `drop` uses that much less all day instead."""
+    parts = []
+    for i, spec in enumerate(HOMES):
+        values = profile(14 * 96, seed=i)
+        if spec["meter_id"] == "M1":
+            for d in range(first, first + n_days):
+                block = slice(d * 96, (d + 1) * 96)
+                if drop:
+                    values[block] *= 1.0 - drop
+                else:
+                    values[d * 96 + 4 : d * 96 + 24] += 0.3 * values[block].sum() / 20
+        parts.append(part(spec["meter_id"], day(0), values))
+    return cleaned(*parts)
+
+
+def test_profile_deviation_fires_on_a_new_night_load():
+    events = run(night_load_case(10, 4), meters_table(*HOMES), day(0), day(14))
+    (event,) = of_type(events, "profile_deviation")
+    assert event["meter_id"] == "M1" and event["severity"] == "warning"
+    assert (event["start"], event["end"]) == (day(10), day(14))
+    evidence = json.loads(event["evidence"])
+    assert evidence["days"] == 4 and set(evidence["hours_gained"]) <= {1, 2, 3, 4, 5}
+    assert event["score"] > evidence["threshold"]
+
+
+def test_profile_deviation_quiet_for_two_days_and_for_a_level_drop():
+    short = run(night_load_case(10, 2), meters_table(*HOMES), day(0), day(14))
+    assert of_type(short, "profile_deviation") == []
+    level = run(night_load_case(10, 4, drop=0.4), meters_table(*HOMES), day(0), day(14))
+    assert of_type(level, "profile_deviation") == []
+
+
+# --- feeder_imbalance ----------------------------------------------------------------------------
+
+
+def test_feeder_imbalance_against_the_head_meter():
+    m1, m2 = profile(2 * 96, seed=1, scale=3.0), profile(2 * 96, seed=2, scale=3.0)
+    head = (m1 + m2) * 1.03  # technical losses
+    head[96 + 40 : 96 + 72] *= 1.5  # day 1 10:00-18:00: a third of the feeder is unmetered
+    registry = meters_table(
+        {"meter_id": "M1"}, {"meter_id": "M2"}, {"meter_id": "HEAD1", "transformer_id": None}
+    )
+    table = cleaned(part("M1", day(0), m1), part("M2", day(0), m2), part("HEAD1", day(0), head))
+    (event,) = of_type(run(table, registry, day(0), day(2)), "feeder_imbalance")
+    assert event["asset_id"] == "F1" and event["meter_id"] is None
+    assert (event["start"], event["end"]) == (day(1, 10), day(1, 18))
+    assert event["score"] == pytest.approx(1 - 1 / (1.03 * 1.5), abs=0.01)
+    assert event["severity"] == "critical"
+    assert json.loads(event["evidence"])["head_meter"] == "HEAD1"
+    balanced = cleaned(
+        part("M1", day(0), m1), part("M2", day(0), m2), part("HEAD1", day(0), (m1 + m2) * 1.03)
+    )
+    assert of_type(run(balanced, registry, day(0), day(2)), "feeder_imbalance") == []
+    no_head = cleaned(part("M1", day(0), m1), part("M2", day(0), m2))
+    assert of_type(run(no_head, meters_table(M1), day(0), day(2)), "feeder_imbalance") == []
+
+
+# --- profile_outlier (IsolationForest) -----------------------------------------------------------
+
+
+def odd_day_case() -> pa.Table:
+    """Twelve peers over 14 days; on day 12 M1 uses 95 % of its day's energy 00:00-08:00."""
+    parts = []
+    for i, spec in enumerate(HOMES):
+        values = profile(14 * 96, seed=i)
+        if spec["meter_id"] == "M1":
+            block = slice(12 * 96, 13 * 96)
+            total = values[block].sum()
+            values[block] *= 0.05
+            values[12 * 96 : 12 * 96 + 32] += 0.95 * total / 32
+        parts.append(part(spec["meter_id"], day(0), values))
+    return cleaned(*parts)
+
+
+def test_profile_outlier_scores_the_odd_day_highest_and_reports_it_as_info():
+    from smartgrid_assets.anomalies.frame import observed, to_us
+    from smartgrid_assets.anomalies.outlier import profile_outlier
+
+    table = odd_day_case()
+    config = an.DetectorConfig(outlier_min_score=0.0)
+    obs = observed(table, meters_table(*HOMES), window_end=to_us(day(14)), exclude_rules=())
+    every = profile_outlier(obs, config, to_us(day(12)), to_us(day(13)), "UTC")
+    assert len(every) == len(HOMES)  # every meter-day of the window is scored
+    top = every.sort_values("score").iloc[-1]
+    assert top["meter_id"] == "M1" and top["score"] > 0.6
+    assert set(every["severity"]) == {"info"}
+    again = profile_outlier(obs, config, to_us(day(12)), to_us(day(13)), "UTC")
+    assert again.equals(every)  # fixed seed: the same input, the same scores
+    events = of_type(run(table, meters_table(*HOMES), day(12), day(13)), "profile_outlier")
+    assert [e["meter_id"] for e in events] == ["M1"]
+    assert events[0]["severity"] == "info"
+
+
+def test_rule_events_leave_no_room_for_an_outlier_on_the_same_meter_day():
+    from smartgrid_assets.anomalies.detect import not_covered
+
+    found = pd.DataFrame({"meter_id": ["M1", "M2"], "start": [0, 0], "end": [10, 10]})
+    rules = pd.DataFrame({"meter_id": ["M1", "M1"], "start": [5, 20], "end": [6, 30]})
+    assert not_covered(found, rules)["meter_id"].tolist() == ["M2"]
+
+
+# --- evaluation: F1, false alarms, the score type, the table --------------------------------------
+
+
+def test_evaluate_f1_false_alarm_rate_and_the_score_type():
+    labels = an.load_labels(LABELS_CSV.encode())
+    events = events_of(
+        hand_event("stuck_meter", "M1", day(1, 12), day(1, 14)),  # matches L1
+        hand_event("zero_run", "M1", day(2, 0), day(2, 12)),  # false alarm (warning)
+        hand_event("zero_run", "M4", day(2, 0), day(2, 12), severity="info"),  # not an alarm
+        hand_event("profile_outlier", "M2", day(2, 1), day(2, 2), severity="info"),  # hits L3
+    )
+    result = an.evaluate(events, labels, day(0), day(5), meter_days=2000)
+    overall = result["overall"]
+    assert (overall["events"], overall["matched_events"]) == (3, 1)  # the score type stays out
+    assert overall["f1"] == pytest.approx(2 * (1 / 3) * (1 / 3) / (2 / 3))
+    assert result["by_type"]["profile_outlier"]["precision"] == 1.0
+    assert result["by_type"]["zero_run"]["recall"] == 0.0  # an outlier does not find a label
+    assert result["false_alarms"] == 1
+    assert result["false_alarms_per_1000_meter_days"] == pytest.approx(0.5)
+    table = an.evaluation_table(result, day(0), day(5))
+    assert table.schema == an.EVALUATION
+    rows = {r["type"]: r for r in table.to_pylist()}
+    assert rows["overall"]["false_alarms_per_1000_meter_days"] == pytest.approx(0.5)
+    assert rows["stuck_meter"]["f1"] == 1.0 and rows["stuck_meter"]["meter_days"] == 2000
+
+
 # --- end to end on the synthetic utility ----------------------------------------------------------
 
 TZ = "Europe/Berlin"
-SYNTH_DAYS = 21
-LOOKBACK_DAYS = 14
-
-
-def read_exports(out: Path) -> pa.Table:
-    """Every readings export (late files too) as READINGS rows; a file lands the day after
-    its date, a late file three days later."""
-    columns = {
-        "meter_id": pa.string(),
-        "ts": UTC_TS,
-        "interval_minutes": pa.int32(),
-        "channel": pa.string(),
-        "kwh": pa.float64(),
-    }
-    tables = []
-    for path in sorted([*out.glob("readings/*/*"), *out.glob("late/readings/*/*")]):
-        if path.suffix == ".csv":
-            convert = pacsv.ConvertOptions(column_types=columns)
-            table = pacsv.read_csv(path, convert_options=convert)
-        else:
-            table = pq.read_table(path)
-        table = table.select(list(columns)).cast(pa.schema(columns))
-        date = dt.date.fromisoformat(path.stem.split("_")[-1])
-        late = 3 if "late" in path.parts else 0
-        landed = dt.datetime.combine(date + dt.timedelta(days=1 + late), dt.time(2), UTC)
-        n = table.num_rows
-        table = table.append_column("source_file", pa.array([str(path.relative_to(out))] * n))
-        table = table.append_column("source_row", pa.array(np.arange(1, n + 1), pa.int64()))
-        table = table.append_column("landed_at", pa.array([landed] * n, UTC_TS))
-        tables.append(table)
-    return pa.concat_tables(tables)
-
-
-def local_midnight(date: dt.date) -> dt.datetime:
-    return dt.datetime.combine(date, dt.time(), ZoneInfo(TZ)).astimezone(UTC)
-
-
-def between(table: pa.Table, start: dt.datetime, end: dt.datetime) -> pa.Table:
-    ts = table["ts"]
-    return table.filter(
-        pc.and_(pc.greater_equal(ts, pa.scalar(start, UTC_TS)), pc.less(ts, pa.scalar(end, UTC_TS)))
-    )
 
 
 @pytest.mark.slow
 def test_end_to_end_on_the_synthetic_utility(tmp_path: Path):
-    from smartgrid_assets import vee
+    """200 meters x 21 days (seed 7) through VEE and detection day by day with a 14-day
+    lookback, merged like the pipeline: every injected type found without a false detection,
+    overall F1 >= 0.85, at most one false alarm per 1,000 meter-days, no event stored twice."""
     from smartgrid_assets.synth import synthesize
 
-    clock = time.perf_counter()
     out = tmp_path / "synth"
-    synthesize(out, meters=200, days=SYNTH_DAYS, seed=7, tz=TZ)
-    registry = duckdb.connect()
-    meters = registry.sql(
-        f"SELECT * FROM read_csv('{out / 'registry' / 'meters.csv'}')"
-    ).to_arrow_table()
-    transformers = registry.sql(
-        f"SELECT * FROM read_csv('{out / 'registry' / 'transformers.csv'}')"
-    ).to_arrow_table()
-    registry.close()
-    readings = read_exports(out)
-    start_local = pc.min(readings["ts"]).as_py().astimezone(ZoneInfo(TZ)).date()
-    period_start = local_midnight(start_local)
-    period_end = local_midnight(start_local + dt.timedelta(days=SYNTH_DAYS))
-    result = vee.apply(
-        readings,
-        meters,
-        window_start=period_start,
-        window_end=period_end,
-        tz=TZ,
-        as_of=period_end + 3 * DAY,
-    )
-    cleaned_all = result.cleaned
-    hourly_all = meter_hourly(cleaned_all)
-    prepared = time.perf_counter() - clock
-
-    # day by day with a 14-day lookback, folded into the stored events like the pipeline
-    stored = ANOMALY_EVENTS.empty_table()
+    synthesize(out, meters=200, days=21, seed=7, tz=TZ)
     clock = time.perf_counter()
-    for i in range(SYNTH_DAYS):
-        date = start_local + dt.timedelta(days=i)
-        ws, we = local_midnight(date), local_midnight(date + dt.timedelta(days=1))
-        lookback = local_midnight(date - dt.timedelta(days=LOOKBACK_DAYS))
-        found = an.detect(
-            between(cleaned_all, lookback, we),
-            between(hourly_all, lookback, we),
-            meters,
-            transformers,
-            window_start=ws,
-            window_end=we,
-            tz=TZ,
-        )
-        stored = store(stored, an.merge_events_detail(stored, found))
-    detecting = time.perf_counter() - clock
-
-    labels = an.load_labels(out / "labels.csv")
-    scores = an.evaluate(stored, labels, period_start, period_end)
-    print(f"\nsynth + VEE {prepared:.1f} s, detection of {SYNTH_DAYS} days {detecting:.1f} s")
+    scores = an.evaluate_synth(out)
+    print(f"\nVEE + detection of 21 days {time.perf_counter() - clock:.1f} s")
     for name, s in [("overall", scores["overall"]), *scores["by_type"].items()]:
-        print(
-            f"{name:22} events {s['events']:3} labels {s['labels']:3} "
-            f"precision {s['precision'] if s['precision'] is None else round(s['precision'], 2)} "
-            f"recall {s['recall'] if s['recall'] is None else round(s['recall'], 2)}"
-        )
-    print("false positives:", scores["false_positives"], "missed:", scores["missed"])
-    overall = scores["overall"]
-    assert overall["recall"] >= 0.8, scores["missed"]
-    assert overall["precision"] >= 0.7, scores["false_positives"]
-    injected = {r["type"] for r in labels.to_pylist() if r["class"] == "anomaly"}
-    assert injected == set(an.ANOMALY_TYPES)  # seed 7 injects every type
+        print(f"{name:22} events {s['events']:3} labels {s['labels']:3} f1 {s['f1']}")
+    labels = an.load_labels(out / "labels.csv").to_pylist()
+    injected = {r["type"] for r in labels if r["class"] == "anomaly"}
+    # every rule type but feeder_imbalance: the synthetic utility has no feeder-head meters
+    assert injected == set(an.RULE_TYPES) - {an.FEEDER_IMBALANCE}
+    # two labels a type over 21 days: each type's precision, half its recall; F1 >= 0.85 per
+    # type is measured on 500 meters x 60 days (the closing note of issue #8)
     for type_ in injected:
-        assert scores["by_type"][type_]["recall"] >= 0.5, (type_, scores["by_type"][type_])
-    # each event is stored once, and ids are unique
-    ids = stored["event_id"].to_pylist()
+        stats = scores["by_type"][type_]
+        assert stats["precision"] == 1.0 and stats["recall"] >= 0.5, (type_, stats)
+    assert scores["overall"]["f1"] >= 0.85, scores["missed"]
+    assert scores["false_alarms_per_1000_meter_days"] <= 1.0, scores["false_positives"]
+    ids = scores["events"]["event_id"].to_pylist()
     assert len(ids) == len(set(ids))

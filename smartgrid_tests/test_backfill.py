@@ -14,6 +14,7 @@ import pytest
 
 from smartgrid_assets.definitions import defs
 from smartgrid_assets.defs.automation import daily_job, daily_schedule
+from smartgrid_assets.defs.marts import MART_ASSETS
 from smartgrid_assets.demo import DAILY_ASSETS, materialize
 from smartgrid_assets.pipeline.land import land_tree
 from smartgrid_assets.platform import Platform
@@ -25,6 +26,8 @@ START = date(2026, 3, 16)
 DAYS = [START + timedelta(days=i) for i in range(14)]
 SAME_EITHER_WAY = ["raw_readings", "cleaned_readings", "meter_hourly"]
 WAREHOUSE_TABLES = ["feeder_hourly", "load_forecasts", "forecast_accuracy", "weather_observed"]
+# the dbt marts' incremental runs per day and per range are test_marts'
+PYTHON_ASSETS = [key for key in DAILY_ASSETS if key not in MART_ASSETS]
 
 
 def _landed_platform(home: Path, utility: Path) -> Platform:
@@ -45,11 +48,11 @@ def test_a_14_day_backfill_is_one_run_and_matches_14_daily_runs(tmp_path: Path) 
     for platform in (backfill, daily):
         materialize(platform, ["meters"], instance)
     started = time.monotonic()
-    materialize(backfill, DAILY_ASSETS, instance, DAYS[0], DAYS[-1])
+    materialize(backfill, PYTHON_ASSETS, instance, DAYS[0], DAYS[-1])
     one_run = time.monotonic() - started
     started = time.monotonic()
     for day in DAYS:
-        materialize(daily, DAILY_ASSETS, instance, day, day)
+        materialize(daily, PYTHON_ASSETS, instance, day, day)
     separate = time.monotonic() - started
     print(f"\n14-day backfill: one run {one_run:.1f} s, 14 daily runs {separate:.1f} s")
 

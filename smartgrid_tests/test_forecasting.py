@@ -276,7 +276,7 @@ def test_levels_are_configurable(data):
     with pytest.raises(ValueError):
         ForecastConfig(levels=("county",))
     with pytest.raises(ValueError, match="unknown models"):
-        forecast_day_ahead(hist, weather, dt.date(2026, 4, 8), TZ, models=("prophet",))
+        forecast_day_ahead(hist, weather, dt.date(2026, 4, 8), TZ, models=("arima",))
 
 
 def test_no_look_ahead(data, forecast):

@@ -96,7 +96,9 @@ def test_events_per_injected_anomaly(graph) -> None:
     scores = anomalies.evaluate(events, anomalies.load_labels(utility / "labels.csv"), start, end)
     injected = {t for t, s in scores["by_type"].items() if s["labels"]}
     assert {"stuck_meter", "zero_run", "reverse_flow", "theft_drop"} <= injected
-    for kind in injected:
+    # a profile deviation shows after three deviating days against the meter's own baseline:
+    # more history than two partitions hold (it is scored on whole fleets in test_anomalies)
+    for kind in injected - {"profile_deviation"}:
         assert scores["by_type"][kind]["recall"] >= 0.5, (kind, scores["by_type"][kind])
     assert scores["overall"]["recall"] >= 0.8, scores["overall"]
     assert scores["overall"]["precision"] >= 0.7, scores["overall"]

@@ -77,6 +77,28 @@ def test_round_trip_keeps_schema_and_metadata(lake: Lake) -> None:
     assert lake.read_partition("raw_readings", D2) is None
 
 
+def test_partition_written_in_parts_is_one_file_and_a_failing_part_keeps_the_old(
+    local_settings: Settings,
+) -> None:
+    lake = Lake.from_settings(local_settings)
+    first, second = readings(D1, meters=3), readings(D1, meters=5)
+    schema = first.schema
+    lake.write_partition_parts("raw_readings", D1, schema, iter([first, second]))
+    assert lake.read_partition("raw_readings", D1).equals(pa.concat_tables([first, second]))
+    only_meter = pa.schema([schema.field("meter_id")])
+    assert lake.read_partition("raw_readings", D1, only_meter).column_names == ["meter_id"]
+    folder = lake.location("raw_readings/day=2026-03-16")
+
+    def dies_after_one_part():
+        yield second
+        raise RuntimeError("shard 2 failed")
+
+    with pytest.raises(RuntimeError, match="shard 2 failed"):
+        lake.write_partition_parts("raw_readings", D1, schema, dies_after_one_part())
+    assert os.listdir(folder) == ["part-0.parquet"]
+    assert lake.read_partition("raw_readings", D1).equals(pa.concat_tables([first, second]))
+
+
 def test_files_are_zstd_and_deterministic(lake: Lake) -> None:
     data = readings(D1)
     lake.write_partition("raw_readings", D1, data)
@@ -128,16 +150,16 @@ def test_local_write_failing_midway_is_atomic(
     old = readings(D1)
     lake.write_partition("raw_readings", D1, old)
     folder = lake.location("raw_readings/day=2026-03-16")
-    real_write_table = pq.write_table
+    real_encode = lake_store._encode
     seen: list[str] = []
 
-    def write_half_then_fail(table, where, **kwargs):
-        real_write_table(table, where, **kwargs)  # the full file into the temp file ...
+    def write_half_then_fail(where, schema, parts):
+        real_encode(where, schema, parts)  # the full file into the temp file ...
         where.truncate(where.tell() // 2)  # ... cut in half ...
         seen.extend(os.listdir(folder))
         raise OSError("disk full")  # ... and the write dies
 
-    monkeypatch.setattr(lake_store.pq, "write_table", write_half_then_fail)
+    monkeypatch.setattr(lake_store, "_encode", write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         lake.write_partition("raw_readings", D1, readings(D1, meters=9))
     monkeypatch.undo()
@@ -147,7 +169,7 @@ def test_local_write_failing_midway_is_atomic(
     assert lake.read_partition("raw_readings", D1).equals(old)
 
     # a write that dies on a fresh day leaves no partition at all
-    monkeypatch.setattr(lake_store.pq, "write_table", write_half_then_fail)
+    monkeypatch.setattr(lake_store, "_encode", write_half_then_fail)
     with pytest.raises(OSError):
         lake.write_partition("raw_readings", D2, readings(D2))
     monkeypatch.undo()

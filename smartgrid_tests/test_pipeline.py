@@ -16,6 +16,7 @@ import pytest
 from smartgrid_assets import contract
 from smartgrid_assets.definitions import defs
 from smartgrid_assets.demo import partition_range_tags
+from smartgrid_assets.pipeline import readings as readings_pipeline
 from smartgrid_assets.pipeline.land import land_tree
 from smartgrid_assets.platform import Platform
 from smartgrid_assets.settings import Settings, load_settings
@@ -115,12 +116,36 @@ def test_rerun_and_relanding_leave_identical_tables(platform: Platform, utility:
     land_tree(platform.landing, utility)
     some_file = next(p for p in sorted((utility / "readings").rglob("*")) if p.is_file())
     platform.landing.put("readings/relanded/" + some_file.name, some_file.read_bytes())
+    cache = Path(platform.settings.home) / "lake" / "_ingest" / "readings"
+    lost = sorted(cache.glob("*.parquet"))
+    assert lost, "parsed files are cached in the lake"
+    for path in lost:  # a lake restored without its parse cache: parsed again from landing
+        path.unlink()
     _run_all(platform, DST_DAY, DST_DAY)
+    reparsed = sorted(cache.glob("*.parquet"))
+    assert reparsed and set(reparsed) <= set(lost), "the files of the day are parsed again"
 
     for table, old in before.items():
         assert _lake(platform, table, DST_DAY).equals(old), f"{table} changed on re-run"
     assert platform.warehouse.read("SELECT * FROM rejected_readings ORDER BY ALL").equals(
         rejected_before
+    )
+
+
+def test_a_day_cleaned_in_shards_is_the_day_cleaned_whole(
+    platform: Platform, utility: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land_tree(platform.landing, utility)
+    _run_all(platform, DST_DAY, DST_DAY)
+    whole = _lake(platform, "cleaned_readings", DST_DAY)
+    sufficiency = platform.warehouse.read("SELECT * FROM meter_day_sufficiency ORDER BY ALL")
+
+    monkeypatch.setattr(readings_pipeline, "SHARD_READINGS", 1_000)  # about 7 shards
+    meta = _materialize(platform, ["cleaned_readings"], DST_DAY, DST_DAY)["cleaned_readings"]
+    assert _lake(platform, "cleaned_readings", DST_DAY).equals(whole)
+    assert meta["rows_out"].value == whole.num_rows
+    assert platform.warehouse.read("SELECT * FROM meter_day_sufficiency ORDER BY ALL").equals(
+        sufficiency
     )
 
 

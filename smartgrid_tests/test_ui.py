@@ -10,25 +10,15 @@ Chromium: skipped when /usr/bin/chromium is missing, a failure if SMARTGRID_REQU
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import signal
-import socket
 import struct
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import pytest
-import requests
-import yaml
 
 from smartgrid_assets.definitions import defs
 from smartgrid_assets.demo import partition_range_tags
@@ -37,12 +27,21 @@ from smartgrid_assets.platform import Platform
 from smartgrid_assets.settings import load_settings
 from smartgrid_assets.synth import synthesize
 from smartgrid_tests.conftest import TEST_ENV, TEST_TZ
+from smartgrid_tests.webserver import (
+    DAGSTER_YAML,
+    HTTP_TIMEOUT_S,
+    VIRTUAL_TIME_BUDGETS_MS,
+    Webserver,
+    graphql,
+    log_tail,
+    no_proxy_session,
+    rendered_text,
+    require_chromium,
+    run_chromium,
+    serve,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-WORKSPACE = REPO_ROOT / "workspace.yaml"
-CHROMIUM = Path("/usr/bin/chromium")
 
 SYNTH_START = date(2026, 3, 27)  # 3 synthetic days: the 27th, the 28th and the DST day 29th
 FIRST, LAST = date(2026, 3, 27), date(2026, 3, 28)  # the 2-day range materialized
@@ -57,111 +56,6 @@ PARTITIONED_SELECTION = [
     "meter_hourly",
     "feeder_hourly",
 ]
-
-# nux off: otherwise the UI opens a "Join the Dagster community" sign-up modal over every page
-# served from 127.0.0.1 (it covers the screenshot; once submitted it loads a remote iframe).
-DAGSTER_YAML = """\
-telemetry:
-  enabled: false
-nux:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-"""
-SERVER_START_TIMEOUT_S = 90
-HTTP_TIMEOUT_S = 30
-CHROMIUM_TIMEOUT_S = 60
-# Virtual time: chromium fast-forwards timers but pauses while network fetches are pending, so
-# the JS app gets its GraphQL answers however slow the server is. Retried once with more budget.
-VIRTUAL_TIME_BUDGETS_MS = (15_000, 30_000)
-T = TypeVar("T")
-
-
-# =========================================================================================
-# Helpers: free port, bounded waiting, process shutdown, GraphQL
-# =========================================================================================
-
-
-class ProcessExited(RuntimeError):
-    """The process being waited for is gone: waiting longer cannot help."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (callers retry if it got taken)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(
-    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.5
-) -> T:
-    """Call `probe` until it returns something truthy and return that.
-
-    Exceptions count as "not yet", except ProcessExited, which is raised at once. Raises
-    TimeoutError after `timeout` seconds, with the last exception or falsy value.
-    """
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except ProcessExited:
-            raise
-        except Exception as exc:  # not ready yet; keep the reason for the timeout message
-            last = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not ready after {timeout:.0f} s (last: {last!r})")
-        time.sleep(interval)
-
-
-def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
-    """Stop a process started with `start_new_session=True`, by its id: SIGTERM, wait, SIGKILL.
-
-    Then SIGKILL whatever is left in its process group (whose id is the process id), e.g. the
-    code server `dagster-webserver` spawned, or chromium's renderer processes.
-    """
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def log_tail(path: Path, chars: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError as exc:
-        return f"(no log: {exc})"
-
-
-def no_proxy_session() -> requests.Session:
-    """Talk to 127.0.0.1 directly, whatever HTTP(S)_PROXY the environment sets."""
-    session = requests.Session()
-    session.trust_env = False
-    return session
-
-
-def graphql(
-    session: requests.Session, base_url: str, query: str, variables: dict | None = None
-) -> dict[str, Any]:
-    response = session.post(
-        f"{base_url}/graphql",
-        json={"query": query, "variables": variables or {}},
-        timeout=HTTP_TIMEOUT_S,
-    )
-    assert response.status_code == 200, f"GraphQL HTTP {response.status_code}: {response.text}"
-    body = response.json()
-    assert not body.get("errors"), f"GraphQL errors: {body['errors']}"
-    return body["data"]
 
 
 def key_str(path: list[str]) -> str:
@@ -236,127 +130,15 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> Materialized:
 # Step 2: dagster-webserver over that instance, stopped by its process id whatever happens
 # =========================================================================================
 
-LOCATIONS_QUERY = """
-query {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError {
-          __typename
-          ... on RepositoryLocation { name repositories { name } }
-          ... on PythonError { message cause { message cause { message } } }
-        }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
-
-
-def workspace_location_name() -> str:
-    (entry,) = yaml.safe_load(WORKSPACE.read_text())["load_from"]
-    return entry["python_module"]["location_name"]
-
-
-def webserver_command(port: int) -> list[str]:
-    script = Path(sys.executable).with_name("dagster-webserver")
-    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "dagster_webserver"]
-    return [*launcher, "-h", "127.0.0.1", "-p", str(port), "-w", str(WORKSPACE)]
-
-
-def webserver_env(materialized: Materialized) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTGRID_", "DAGSTER_"))}
-    env.update(materialized.env)  # SMARTGRID_HOME, SMARTGRID_TZ, SMARTGRID_START_DATE, telemetry
-    env["DAGSTER_HOME"] = str(materialized.dagster_home)
-    env["DO_NOT_TRACK"] = "1"
-    env["DAGSTER_DISABLE_TELEMETRY"] = "1"
-    no_proxy = ",".join(filter(None, [env.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
-    env["NO_PROXY"] = env["no_proxy"] = no_proxy
-    return env
-
-
-def wait_for_location(
-    proc: subprocess.Popen, session: requests.Session, base_url: str, location: str, log: Path
-) -> None:
-    """Wait (bounded) until /server_info answers and the code location is LOADED without error."""
-
-    def alive() -> None:
-        if proc.poll() is not None:
-            raise ProcessExited(f"webserver exited with {proc.returncode}:\n{log_tail(log)}")
-
-    def server_info() -> bool:
-        alive()
-        response = session.get(f"{base_url}/server_info", timeout=5)
-        return response.status_code == 200 and "dagster_webserver_version" in response.json()
-
-    def location_loaded() -> dict | None:
-        alive()
-        data = graphql(session, base_url, LOCATIONS_QUERY)["workspaceOrError"]
-        assert data["__typename"] == "Workspace", data
-        entry = {e["name"]: e for e in data["locationEntries"]}.get(location)
-        return entry if entry and entry["loadStatus"] == "LOADED" else None
-
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    wait_until(server_info, timeout=SERVER_START_TIMEOUT_S, what="GET /server_info")
-    entry = wait_until(
-        location_loaded,
-        timeout=max(deadline - time.monotonic(), 5),
-        what=f"code location {location!r} LOADED",
-    )
-    loaded = entry["locationOrLoadError"]
-    assert loaded and loaded["__typename"] == "RepositoryLocation", (
-        f"code location {location!r} failed to load: {loaded}\n{log_tail(log)}"
-    )
-
-
-@dataclass(frozen=True)
-class Webserver:
-    base_url: str
-    proc: subprocess.Popen
-    log: Path
-
 
 @pytest.fixture(scope="module")
 def webserver(
     materialized: Materialized, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Webserver]:
-    logs = tmp_path_factory.mktemp("webserver")
-    location = workspace_location_name()
-    session = no_proxy_session()
-    # The free port can be taken between probing and binding: then the server exits at once
-    # and the next attempt gets another port.
-    attempts = 3
-    for attempt in range(attempts):
-        port = free_port()
-        log = logs / f"webserver-{attempt}.log"
-        base_url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                webserver_command(port),
-                cwd=REPO_ROOT,
-                env=webserver_env(materialized),
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, with the code server it spawns
-            )
-        try:
-            wait_for_location(proc, session, base_url, location, log)
-        except BaseException as exc:
-            stop_process_group(proc)
-            port_taken = "address already in use" in log_tail(log, 50_000).lower()
-            if isinstance(exc, ProcessExited) and port_taken and attempt < attempts - 1:
-                continue
-            raise
-        try:
-            yield Webserver(base_url=base_url, proc=proc, log=log)
-        finally:
-            stop_process_group(proc)
-        return
+    with serve(
+        materialized.dagster_home, materialized.env, tmp_path_factory.mktemp("webserver")
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -532,82 +314,10 @@ def test_materializations_carry_their_metadata(
 # =========================================================================================
 
 
-def run_chromium(args: list[str], profile: Path, budget_ms: int) -> subprocess.CompletedProcess:
-    """Headless chromium on loopback only, bounded in time; its processes are stopped after."""
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-default-apps",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--no-proxy-server",
-        "--hide-scrollbars",
-        "--mute-audio",
-        f"--user-data-dir={profile}",
-        f"--virtual-time-budget={budget_ms}",
-        "--window-size=1400,900",
-        *args,
-    ]
-    proc = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=CHROMIUM_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        stop_process_group(proc, timeout=5)
-        _, stderr = proc.communicate()
-        pytest.fail(f"chromium did not finish in {CHROMIUM_TIMEOUT_S} s: {stderr[-2000:]}")
-    finally:
-        stop_process_group(proc, timeout=5)
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
-
-
-def visible_text(html: str) -> str:
-    html = re.sub(r"<(script|style)\b[^>]*>.*?</\1>", " ", html, flags=re.DOTALL | re.IGNORECASE)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-
-
-def rendered_text(url: str, workdir: Path, expected: list[str], height: int = 900) -> str:
-    """The visible text of `url` rendered by chromium, once it shows every `expected` string.
-
-    `height`: of the window (the last --window-size wins); lists the UI virtualises render only
-    the rows that fit."""
-    text, stderr = "", ""
-    for attempt, budget_ms in enumerate(VIRTUAL_TIME_BUDGETS_MS):
-        result = run_chromium(
-            [f"--window-size=1400,{height}", "--dump-dom", url],
-            workdir / f"profile-dom-{attempt}",
-            budget_ms,
-        )
-        text, stderr = visible_text(result.stdout), result.stderr
-        if result.returncode == 0 and all(s in text for s in expected):
-            return text
-    missing = [s for s in expected if s not in text]
-    pytest.fail(f"{url} never rendered {missing}; text: {text[:3000]!r}; stderr: {stderr[-1500:]}")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     """Module scope, so a missing chromium skips before the webserver is started for it."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    reason = f"{CHROMIUM} not found (Debian package `chromium`)"
-    if os.environ.get("SMARTGRID_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"SMARTGRID_REQUIRE_CHROMIUM=1 but {reason}")
-    pytest.skip(f"{reason}; set SMARTGRID_REQUIRE_CHROMIUM=1 to make this a failure")
+    return require_chromium()
 
 
 def test_lineage_page_screenshot(chromium: Path, webserver: Webserver, tmp_path: Path) -> None:

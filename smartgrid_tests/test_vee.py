@@ -969,3 +969,41 @@ def test_solar_meter_importing_nothing_while_exporting_is_no_zero_run():
     result = run(rows, [meter("S1", has_solar=True)])
     assert result.flags_by_rule["zero_run"] == 24
     assert {r["quality"] for r in rows_of(result, "S1", "received")} == {"A"}
+
+
+def test_meter_shards_clean_to_the_unsharded_result():
+    """Meters with gaps, a spike, a zero run, a duplicate, a solar received channel, a meter
+    with no readings and readings of an unknown meter, in two tables (context day and window
+    day, the second unsorted): any number of shards concatenates to the one-shot result."""
+    from smartgrid_assets.vee import meter_shards
+
+    rows = []
+    for k in range(12):
+        rows += normal_days(f"M{k:02d}", scale=1 + k / 10)
+    rows = with_values(rows, {96 + 40: 30.0, 300: 0.0})
+    rows = without(rows, *range(96 * 2 + 10, 96 * 2 + 14))
+    rows += [reading("M05", at(WINDOW_DAY, 8), 9.9, landed_at=LANDED + dt.timedelta(hours=1))]
+    rows += normal_days("M07", channel="received", scale=0.5)
+    rows += normal_days("X99")  # not in the registry
+    registry = meters_table(
+        *[meter(f"M{k:02d}", has_solar=k == 7) for k in range(12)], meter("M12")
+    )
+    table = readings_table(rows)
+    context = table.filter(pa.compute.less(table["ts"], pa.scalar(WINDOW_DAY)))
+    window = table.filter(pa.compute.greater_equal(table["ts"], pa.scalar(WINDOW_DAY)))
+    window = window.take(pa.array(list(reversed(range(window.num_rows)))))
+    whole = run(pa.concat_tables([context, window]), registry)
+    assert whole.rows_dropped["unknown_meter"] == 96
+    for count in (1, 2, 5, 13, 40):
+        shards = meter_shards([context, window], registry, count)
+        assert len(shards) == min(count, 13)
+        results = [run(shard.readings, shard.meters) for shard in shards]
+        cleaned = pa.concat_tables([r.cleaned for r in results])
+        assert cleaned.equals(whole.cleaned), count
+        assert pa.concat_tables([r.sufficiency for r in results]).equals(whole.sufficiency)
+        assert sum(r.rows_in for r in results) == whole.rows_in
+        assert sum(r.rows_dropped["unknown_meter"] for r in results) == 96
+        flags = {rule: sum(r.flags_by_rule.get(rule, 0) for r in results) for rule in RULES}
+        assert {k: v for k, v in flags.items() if v} == {
+            k: v for k, v in whole.flags_by_rule.items() if v
+        }

@@ -10,8 +10,17 @@ module per detector family:
 - `drop.py`: `theft_drop` (sustained drop >= 30 % of the meter's daily energy, >= 7 days,
   robust change point);
 - `overload.py`: `transformer_overload` (hourly loading > 1.0 of kVA x power factor);
+- `spike.py`: `load_spike` (a 30 min - 12 h burst >= 2.5x the meter's typical daily peak);
+- `profile.py`: `profile_deviation` (the day's shape off the meter's own expected shape,
+  robust residuals, >= 3 consecutive days);
+- `imbalance.py`: `feeder_imbalance` (a feeder-head meter against the sum of its meters);
+- `outlier.py`: `profile_outlier` (IsolationForest score on daily profiles, info only, for
+  meter-days no rule explains);
 - `events.py`: `event_id`, severity, evidence JSON, `merge_events`;
-- `evaluate.py`: `load_labels`, `evaluate` (precision / recall against labels);
+- `evaluate.py`: `load_labels`, `evaluate` (precision / recall / F1 and false alarms per
+  1,000 meter-days against labels);
+- `fleet.py`: `detect_period` (windows + lookback + merging, as the pipeline), `evaluate_synth`
+  (a synthetic utility end to end, scored);
 - `frame.py`: what detectors read (kwh_raw, never estimates; VEE flags as bit masks).
 
 Calling it from an asset, one local-day partition at a time:
@@ -30,7 +39,13 @@ from .config import (
     ANOMALY_TYPES,
     ASSET_TYPES,
     DETECTOR_VERSION,
+    FEEDER_IMBALANCE,
+    LOAD_SPIKE,
+    PROFILE_DEVIATION,
+    PROFILE_OUTLIER,
     REVERSE_FLOW,
+    RULE_TYPES,
+    SCORE_TYPES,
     SEVERITIES,
     STUCK_METER,
     THEFT_DROP,
@@ -39,16 +54,24 @@ from .config import (
     DetectorConfig,
 )
 from .detect import detect
-from .evaluate import LABELS, evaluate, load_labels
+from .evaluate import EVALUATION, LABELS, evaluate, evaluation_table, load_labels
 from .events import MergeResult, event_id, merge_events, merge_events_detail
+from .fleet import detect_period, detect_readings, evaluate_synth, meter_days
 from .overload import hourly_loading, transformer_loading
 
 __all__ = [
     "ANOMALY_TYPES",
     "ASSET_TYPES",
     "DETECTOR_VERSION",
+    "EVALUATION",
+    "FEEDER_IMBALANCE",
     "LABELS",
+    "LOAD_SPIKE",
+    "PROFILE_DEVIATION",
+    "PROFILE_OUTLIER",
     "REVERSE_FLOW",
+    "RULE_TYPES",
+    "SCORE_TYPES",
     "SEVERITIES",
     "STUCK_METER",
     "THEFT_DROP",
@@ -57,11 +80,16 @@ __all__ = [
     "DetectorConfig",
     "MergeResult",
     "detect",
+    "detect_period",
+    "detect_readings",
     "evaluate",
+    "evaluate_synth",
+    "evaluation_table",
     "event_id",
     "hourly_loading",
     "load_labels",
     "merge_events",
     "merge_events_detail",
+    "meter_days",
     "transformer_loading",
 ]

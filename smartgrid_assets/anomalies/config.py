@@ -5,24 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 # Bump whenever a detector's behaviour changes: every event carries it in `detector_version`.
-DETECTOR_VERSION = "1.0.0"
+DETECTOR_VERSION = "1.1.0"
 
 STUCK_METER = "stuck_meter"
 ZERO_RUN = "zero_run"
 THEFT_DROP = "theft_drop"
 REVERSE_FLOW = "reverse_flow"
 TRANSFORMER_OVERLOAD = "transformer_overload"
+LOAD_SPIKE = "load_spike"
+PROFILE_DEVIATION = "profile_deviation"
+FEEDER_IMBALANCE = "feeder_imbalance"
+PROFILE_OUTLIER = "profile_outlier"
 
-#: Every event type, named like the synthetic utility's anomaly labels.
-ANOMALY_TYPES: tuple[str, ...] = (
+#: Types a rule decides, named like the synthetic utility's anomaly labels.
+RULE_TYPES: tuple[str, ...] = (
     STUCK_METER,
     ZERO_RUN,
     THEFT_DROP,
     REVERSE_FLOW,
+    LOAD_SPIKE,
+    PROFILE_DEVIATION,
     TRANSFORMER_OVERLOAD,
+    FEEDER_IMBALANCE,
 )
+#: Types no rule decides: an unsupervised score (IsolationForest) for what the rules miss.
+SCORE_TYPES: tuple[str, ...] = (PROFILE_OUTLIER,)
+#: Every event type.
+ANOMALY_TYPES: tuple[str, ...] = RULE_TYPES + SCORE_TYPES
 #: Types whose subject is a grid asset (`asset_id`), not a meter.
-ASSET_TYPES: tuple[str, ...] = (TRANSFORMER_OVERLOAD,)
+ASSET_TYPES: tuple[str, ...] = (TRANSFORMER_OVERLOAD, FEEDER_IMBALANCE)
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
@@ -89,6 +100,53 @@ class DetectorConfig:
     overload_critical_loading: float = 1.2
     #: energy of readings carrying these VEE rules is taken out of its hour before judging
     overload_discount_rules: tuple[str, ...] = ("spike",)
+    # --- load_spike: a burst far above the meter's own typical daily peak ---
+    #: typical daily peak = median over the input's days of the day's highest reading; a
+    #: reading at least this many times it (and `spike_min_excess_kw` above it) is spiking
+    spike_min_ratio: float = 2.5
+    spike_min_excess_kw: float = 2.0
+    #: spiking readings lasting at least this long (a single one is VEE's `spike`, a data
+    #: problem) and at most `spike_max_hours` (longer is a level change) make an event
+    spike_min_minutes: int = 30
+    spike_max_hours: float = 12.0
+    #: days with data needed for a typical daily peak
+    spike_min_days: int = 5
+    #: a peak of at least this many times the typical daily peak is critical (else warning)
+    spike_critical_ratio: float = 5.0
+    #: readings carrying these VEE rules are data problems, not load: never a load_spike
+    spike_exclude_rules: tuple[str, ...] = ("spike", "limit.high", "flat_line")
+    # --- profile_deviation: the day's shape against the meter's own expected shape ---
+    #: shape = share of the local day's energy in each local hour; expected shape = median
+    #: share per hour over the input's days; day distance = sum over hours of |residual|,
+    #: after removing the peers' common residual of that day and hour (same groups and
+    #: `theft_min_peers` as theft_drop)
+    #: a day deviates when its distance is above max(this floor, median + k x MAD x 1.4826 of
+    #: the meter's own day distances)
+    profile_min_distance: float = 0.15
+    profile_mad_k: float = 5.0
+    #: this many consecutive deviating days make an event (shorter is a one-off)
+    profile_min_days: int = 3
+    #: days with a usable shape needed before judging a meter
+    profile_min_history_days: int = 7
+    #: the event is critical from this many days (else warning)
+    profile_critical_days: int = 14
+    #: solar meters' delivered shape follows the clouds: not judged
+    profile_skip_solar: bool = True
+    # --- feeder_imbalance: a feeder-head meter against the sum of the feeder's meters ---
+    #: head meters are registry meters with a feeder_id and no transformer_id; imbalance per
+    #: hour = (head kWh - sum of the feeder's other meters' kwh_net) / head kWh
+    imbalance_threshold: float = 0.15
+    imbalance_min_hours: float = 6.0
+    #: hours whose head reading is below this (kWh) are not judged
+    imbalance_min_head_kwh: float = 1.0
+    imbalance_critical: float = 0.3
+    # --- profile_outlier: IsolationForest on daily profile features (info, never a rule) ---
+    outlier_enabled: bool = True
+    #: anomaly score (0..1, about 0.5 for a normal day) from which a meter-day is reported,
+    #: unless a rule-based event of the meter covers it
+    outlier_min_score: float = 0.7
+    outlier_trees: int = 50
+    outlier_seed: int = 0
     # --- input hygiene ---
     #: rows carrying any of these VEE rules are not read at all
     exclude_rules: tuple[str, ...] = ("future", "install_period")
@@ -115,6 +173,16 @@ class DetectorConfig:
             "power_factor": self.power_factor,
             "overload_threshold": self.overload_threshold,
             "overload_min_hours": self.overload_min_hours,
+            "spike_min_ratio": self.spike_min_ratio,
+            "spike_min_minutes": self.spike_min_minutes,
+            "spike_max_hours": self.spike_max_hours,
+            "spike_min_days": self.spike_min_days,
+            "profile_min_distance": self.profile_min_distance,
+            "profile_min_days": self.profile_min_days,
+            "profile_min_history_days": self.profile_min_history_days,
+            "imbalance_threshold": self.imbalance_threshold,
+            "imbalance_min_hours": self.imbalance_min_hours,
+            "outlier_trees": self.outlier_trees,
         }
         bad = [name for name, value in positive.items() if not value > 0]
         if bad:
@@ -125,6 +193,9 @@ class DetectorConfig:
             "zero_tolerance_kwh": self.zero_tolerance_kwh,
             "reverse_tolerance_kwh": self.reverse_tolerance_kwh,
             "theft_min_baseline_kwh": self.theft_min_baseline_kwh,
+            "spike_min_excess_kw": self.spike_min_excess_kw,
+            "profile_mad_k": self.profile_mad_k,
+            "imbalance_min_head_kwh": self.imbalance_min_head_kwh,
         }
         bad = [name for name, value in non_negative.items() if value < 0]
         if bad:
@@ -136,6 +207,7 @@ class DetectorConfig:
             "theft_min_weekly_drop": self.theft_min_weekly_drop,
             "theft_critical_drop": self.theft_critical_drop,
             "power_factor": self.power_factor,
+            "outlier_min_score": self.outlier_min_score,
         }
         bad = [name for name, value in fractions.items() if not 0 <= value <= 1]
         if bad:
@@ -144,7 +216,12 @@ class DetectorConfig:
             raise ValueError("DetectorConfig.theft_baseline_days must be >= theft_min_days_before")
         if self.run_critical_hours < self.run_warning_hours:
             raise ValueError("DetectorConfig.run_critical_hours must be >= run_warning_hours")
-        for name in ("exclude_rules", "theft_exclude_rules", "overload_discount_rules"):
+        for name in (
+            "exclude_rules",
+            "theft_exclude_rules",
+            "overload_discount_rules",
+            "spike_exclude_rules",
+        ):
             if not isinstance(getattr(self, name), tuple):
                 raise TypeError(f"DetectorConfig.{name} must be a tuple of rule names")
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from smartgrid_assets.contract import UTC_TS
+from smartgrid_assets.scratch import connect
 
 from .config import TRANSFORMER_OVERLOAD, DetectorConfig
 from .events import candidates, evidence_json
@@ -123,9 +123,8 @@ def hourly_loading(
             "kva_rating": pc.cast(transformers["kva_rating"], pa.float64()),
         }
     )
-    con = duckdb.connect()
+    con = connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("hourly", hourly)
         con.register("meters", _registry(meters))
         con.register("transformers", tx)

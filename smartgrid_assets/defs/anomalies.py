@@ -7,7 +7,13 @@ from smartgrid_assets.defs.common import (
     md_table,
     partition_days,
 )
-from smartgrid_assets.pipeline.anomalies import LOOKBACK_DAYS, detect_anomalies
+from smartgrid_assets.defs.quality import gated_by_blocking_checks
+from smartgrid_assets.pipeline.anomalies import (
+    LABELS_PREFIX,
+    LOOKBACK_DAYS,
+    detect_anomalies,
+    evaluate_anomalies,
+)
 from smartgrid_assets.platform import Platform
 
 _history = dg.TimeWindowPartitionMapping(
@@ -27,6 +33,7 @@ _history = dg.TimeWindowPartitionMapping(
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     code_version=anomalies.DETECTOR_VERSION,
+    automation_condition=gated_by_blocking_checks(dg.AutomationCondition.eager()),
 )
 def anomaly_report(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
@@ -47,5 +54,41 @@ def anomaly_report(
                 ).to_pylist()
             ),
             "merged_away": dg.MetadataValue.int(len(load.superseded)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="anomalies",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["anomaly_report", "meter_hourly"],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    code_version=anomalies.DETECTOR_VERSION,
+)
+def anomaly_evaluation(
+    context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
+) -> dg.MaterializeResult:
+    """Precision, recall and F1 per anomaly type and overall, and false alarms per 1,000
+    meter-days, of the stored events against ground-truth labels landed under labels/."""
+    load = evaluate_anomalies(platform, partition_days(context))
+    if load.labels_key is None:
+        return dg.MaterializeResult(
+            metadata={"labels": dg.MetadataValue.text(f"none landed under {LABELS_PREFIX}")}
+        )
+    overall = load.scores["overall"]
+    return dg.MaterializeResult(
+        metadata={
+            "labels": dg.MetadataValue.text(load.labels_key),
+            "f1": dg.MetadataValue.float(float(overall["f1"] or 0.0)),
+            "false_alarms_per_1000_meter_days": dg.MetadataValue.float(
+                float(load.scores["false_alarms_per_1000_meter_days"] or 0.0)
+            ),
+            "by_type": md_table(
+                load.table.select(
+                    ["type", "events", "labels", "precision", "recall", "f1", "false_alarms"]
+                ).to_pylist()
+            ),
         }
     )

@@ -7,11 +7,18 @@ from smartgrid_assets.defs.common import (
     md_table,
     partition_days,
 )
-from smartgrid_assets.pipeline.forecasts import issue_forecasts, score_forecasts
+from smartgrid_assets.defs.quality import gated_by_blocking_checks
+from smartgrid_assets.pipeline.forecasts import (
+    issue_forecasts,
+    reconciliation_effect,
+    score_forecasts,
+)
 from smartgrid_assets.platform import Platform
 
 _single_run = dg.BackfillPolicy.single_run()
-_LOOKBACK = forecasting.ForecastConfig().lookback_days
+# the days a forecast reads to be issued (lags and naive bands); training reads further back
+# as far as the data goes (ForecastConfig.lookback_days)
+_LOOKBACK = forecasting.ForecastConfig().dependency_days
 
 
 @dg.asset(
@@ -31,22 +38,42 @@ _LOOKBACK = forecasting.ForecastConfig().lookback_days
                 start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
             ),
         ),
+        # what feeder_hourly is made of: its blocking checks gate the forecast
+        dg.AssetDep(
+            "cleaned_readings",
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-_LOOKBACK, end_offset=-2, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
     ],
     pool=WAREHOUSE_POOL,
     kinds={"scikitlearn", "duckdb"},
+    automation_condition=gated_by_blocking_checks(dg.AutomationCondition.eager()),
 )
 def load_forecasts(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
 ) -> dg.MaterializeResult:
     """Day-ahead hourly load forecasts (P10/P50/P90) per feeder, substation and system, keyed by
-    target day and stored as issued: 00:00 local the day before, from data before then."""
-    table = issue_forecasts(platform, partition_days(context))
+    target day and stored as issued: 00:00 local the day before, from data before then. The
+    global model is the MLflow registry's champion as of each issue (trained weekly, promoted
+    when it beats the champion); P50 is reconciled bottom-up (p50_base keeps the model's own);
+    the chosen model family per series goes to forecast_model_choice."""
+    issued = issue_forecasts(platform, partition_days(context))
+    table = issued.forecasts
     counts = table.group_by(["model", "level"]).aggregate([("asset_id", "count_distinct")])
+    choice = issued.choice.group_by(["level", "model"]).aggregate([("asset_id", "count")])
     return dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(table.num_rows),
             "series_by_model": md_table(counts.to_pylist()),
             "models": dg.MetadataValue.json(sorted(set(table["model"].to_pylist()))),
+            "gbm_version_by_target_day": dg.MetadataValue.json(issued.models),
+            "gbm_trained": md_table(issued.trained),
+            "reconciliation_adjustment": md_table(reconciliation_adjustment(table)),
+            "model_choice": md_table(choice.to_pylist()),
+            "mlflow_tracking_uri": dg.MetadataValue.text(
+                _redacted(platform.settings.mlflow_tracking_uri)
+            ),
         }
     )
 
@@ -62,7 +89,10 @@ def load_forecasts(
 def forecast_accuracy(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
 ) -> dg.MaterializeResult:
-    """MAE of every model against naive-1d, per series and target day, once actuals exist."""
+    """MAE of every model against naive-1d, per series and target day, once actuals exist: the
+    rolling-origin backtest of the forecasts as issued. Metadata: pooled rMAE and P10-P90
+    coverage per model and level, and the effect of reconciliation (MAE of the reconciled P50
+    against the model's own)."""
     table = score_forecasts(platform, partition_days(context))
     summary = (
         table.group_by(["model", "level"])
@@ -77,5 +107,49 @@ def forecast_accuracy(
         metadata={
             "rows": dg.MetadataValue.int(table.num_rows),
             "mean_by_model_and_level": md_table(rounded),
+            "backtest_by_model_and_level": md_table(backtest_summary(table)),
+            "reconciliation_effect": md_table(reconciliation_effect(table)),
         }
     )
+
+
+def backtest_summary(table) -> list[dict]:
+    """Pooled rMAE (sum of MAE over sum of naive MAE) and mean coverage per model and level."""
+    frame = table.to_pandas()
+    if frame.empty:
+        return []
+    out = frame.groupby(["model", "level"], sort=True).agg(
+        days=("target_day", "nunique"),
+        mae=("mae", "mean"),
+        mae_naive_1d=("mae_naive_1d", "mean"),
+        coverage_p10_p90=("coverage_p10_p90", "mean"),
+    )
+    out["rmae"] = out["mae"] / out["mae_naive_1d"]
+    return [
+        {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
+        for r in out.reset_index().to_dict("records")
+    ]
+
+
+def reconciliation_adjustment(table) -> list[dict]:
+    """Mean |P50 - P50 base| relative to the base, per level and model (0 for feeders)."""
+    frame = table.select(["level", "model", "p50", "p50_base"]).to_pandas()
+    if frame.empty:
+        return []
+    frame["adj"] = (frame["p50"] - frame["p50_base"]).abs()
+    frame["base"] = frame["p50_base"].abs()
+    out = frame.groupby(["level", "model"], sort=True)[["adj", "base"]].sum().reset_index()
+    out["mean_abs_change_pct"] = (100.0 * out["adj"] / out["base"]).round(3)
+    return out[["level", "model", "mean_abs_change_pct"]].to_dict("records")
+
+
+def _redacted(uri: str) -> str:
+    """A tracking URI without credentials."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password or parts.username:
+        host = parts.hostname or ""
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return uri

@@ -1,3 +1,4 @@
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -11,6 +12,7 @@ from smartgrid_assets.defs.common import (
     partition_days,
     rejected_summary,
 )
+from smartgrid_assets.defs.quality import check_events, check_specs
 from smartgrid_assets.pipeline.readings import clean_readings, ingest_raw_readings
 from smartgrid_assets.platform import Platform
 
@@ -24,15 +26,17 @@ _single_run = dg.BackfillPolicy.single_run()
     deps=["meters"],
     pool=WAREHOUSE_POOL,
     kinds={"parquet"},
+    check_specs=check_specs("raw_readings"),
 )
 def raw_readings(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation]:
     """Landed readings of the partition's local days, as landed (lake); bad rows rejected."""
-    load = ingest_raw_readings(platform, partition_days(context))
+    days = partition_days(context)
+    load = ingest_raw_readings(platform, days)
     quarantined = [q for q in platform.landing.quarantined() if q["key"].startswith("readings/")]
     reasons = load.rejected.group_by("reason").aggregate([("row", "count")]).to_pylist()
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(sum(load.rows_by_day.values())),
             "rows_by_day": dg.MetadataValue.json(load.rows_by_day),
@@ -46,6 +50,7 @@ def raw_readings(
             **rejected_summary(load.rejected),
         }
     )
+    yield from check_events(context, platform, "raw_readings", days)
 
 
 @dg.asset(
@@ -64,14 +69,17 @@ def raw_readings(
     pool=WAREHOUSE_POOL,
     kinds={"parquet"},
     code_version=vee.VEE_VERSION,
+    check_specs=check_specs("cleaned_readings"),
 )
 def cleaned_readings(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
-) -> dg.MaterializeResult:
-    """Validated, estimated and edited readings (VEE): one row per meter, channel, interval."""
-    load = clean_readings(platform, partition_days(context), as_of=datetime.now(UTC))
+) -> Iterator[dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation]:
+    """Validated, estimated and edited readings (VEE): one row per meter, channel, interval.
+    Its checks are blocking: a failed one stops everything downstream of the run."""
+    days = partition_days(context)
+    load = clean_readings(platform, days, as_of=datetime.now(UTC))
     sufficiency = load.sufficiency["sufficiency"]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "rows_in": dg.MetadataValue.int(load.rows_in),
             "rows_out": dg.MetadataValue.int(load.rows_out),
@@ -85,3 +93,4 @@ def cleaned_readings(
             "vee_version": dg.MetadataValue.text(vee.VEE_VERSION),
         }
     )
+    yield from check_events(context, platform, "cleaned_readings", days)

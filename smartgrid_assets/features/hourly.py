@@ -13,6 +13,8 @@ from smartgrid_assets.scratch import connect
 from smartgrid_assets.scratch import literal as _lit
 
 LEVELS = ("transformer", "feeder", "substation", "system")
+#: the cleaned_readings columns meter_hourly reads (the rest are never decoded)
+CLEANED_COLUMNS = ("meter_id", "ts", "channel", "kwh", "quality")
 
 
 def meter_hourly(cleaned: pa.Table, tz: str) -> pa.Table:

@@ -4,7 +4,9 @@ One row per (level, asset_id, model, issued_at, target_day) whose every forecast
 actual in ``actuals`` (FEEDER_HOURLY rows, matched on level, asset_id and ts; duplicate actual
 rows are averaged). ``mae`` is the P50 mean absolute error, ``mae_naive_1d`` the same for the
 ``seasonal_naive_1d`` forecast of the same issue and series, ``rmae`` their ratio (null when
-the naive MAE is 0) and ``coverage_p10_p90`` the share of hours inside [P10, P90]. A forecast
+the naive MAE is 0), ``coverage_p10_p90`` the share of hours inside [P10, P90] and
+``mae_base`` the MAE of the model's own P50 before reconciliation (``p50_base``; ``p50`` where
+that is null), so ``mae - mae_base`` is what reconciliation did. A forecast
 whose issue has no complete ``seasonal_naive_1d`` counterpart gets no row (the baseline is
 part of the contract), so always issue that model alongside the others.
 """
@@ -38,16 +40,23 @@ def _frame(table: pa.Table, columns: list[str]) -> pd.DataFrame:
 def forecast_accuracy(forecasts: pa.Table, actuals: pa.Table) -> pa.Table:
     """FORECAST_ACCURACY rows for every fully observed forecast, sorted by the key columns."""
     fc = _frame(forecasts, [*KEYS, "ts", "p10", "p50", "p90"])
+    if "p50_base" in forecasts.column_names:
+        base = forecasts.column("p50_base").to_pandas()
+        fc["p50_base"] = base.where(base.notna(), fc["p50"]).to_numpy()
+    else:
+        fc["p50_base"] = fc["p50"]
     act = _frame(actuals, ["level", "asset_id", "ts", "kwh"]).dropna(subset=["kwh"])
     act = act.groupby(["level", "asset_id", "ts"], as_index=False, sort=True)["kwh"].mean()
     rows = fc.merge(act, on=["level", "asset_id", "ts"], how="left")
     rows["abs_err"] = (rows["p50"] - rows["kwh"]).abs()
+    rows["abs_err_base"] = (rows["p50_base"] - rows["kwh"]).abs()
     rows["inside"] = ((rows["p10"] <= rows["kwh"]) & (rows["kwh"] <= rows["p90"])).astype(float)
     by = rows.groupby(KEYS, sort=True, dropna=False)
     acc = by.agg(
         hours=("ts", "size"),
         observed=("kwh", "count"),
         mae=("abs_err", "mean"),
+        mae_base=("abs_err_base", "mean"),
         coverage_p10_p90=("inside", "mean"),
     ).reset_index()
     acc = acc[(acc["observed"] == acc["hours"]).to_numpy()]
@@ -73,6 +82,7 @@ def forecast_accuracy(forecasts: pa.Table, actuals: pa.Table) -> pa.Table:
             "mae_naive_1d": pa.array(acc["mae_naive_1d"], pa.float64()),
             "rmae": pa.array(acc["rmae"], pa.float64(), from_pandas=True),
             "coverage_p10_p90": pa.array(acc["coverage_p10_p90"], pa.float64()),
+            "mae_base": pa.array(acc["mae_base"], pa.float64()),
         }
     )
     return contract.conform(table, contract.FORECAST_ACCURACY)

@@ -1,149 +1,151 @@
 """The design matrix of the global model: calendar, forecast weather, lags known at issue time.
 
-Every row is one series and one clock hour of a local day d. Lags are relative to d and reach
-no nearer than d-2, the newest complete day at the issue time of a day-ahead forecast for d (a
-lag of at least 24 h beyond the issue), so training rows (d in history) and forecast rows (d =
-the target day) are built the same way:
+A row is one series ``s``, one target day ``t`` and one interval ``k`` of it, forecast at an
+issue at 00:00 local of day ``i = t - lead``: every lag reads days before ``i`` only, so
+training rows (``t`` inside the history, with a virtual issue ``i``) and forecast rows (``t``
+after the history, ``i`` its end) are built the same way and none can look ahead:
 
-- ``hour``, ``dow`` (Monday 0), ``weekend``, ``holiday`` (features.calendar, by time zone);
-- ``temp_fc`` the day-ahead forecast temperature of the hour, and ``hdd`` / ``cdd`` heating and
-  cooling degrees below / above the configured bases;
-- ``lag_2d`` same local hour on d-2, ``lag_7d`` same local hour on d-7, ``hour_mean_7d`` mean of
-  the same local hour over d-8..d-2, ``day2_mean`` and ``day2_max`` of day d-2.
+- calendar of ``t``: ``step`` (interval of the day), ``lead``, ``dow`` (Monday 0), ``weekend``,
+  ``holiday``, ``holiday_prev`` / ``holiday_next`` (the day before / after is one), and
+  ``doy`` (day of year, only for models trained on a year or more);
+- lags, divided by the series' level (mean absolute value over the 7 days before ``i``):
+  ``last_same`` (the same interval of day ``i - 1``), ``week_same`` (the same interval one week
+  before ``t``, two weeks when that day is not known at ``i``), ``mean7_same`` (mean of the same
+  interval over the 7 days before ``i``), ``last_mean`` / ``last_max`` / ``last_min`` of day
+  ``i - 1``, and ``trend`` (the 7-day level over the 28-day level);
+- for each weather variable ``w`` (the day-ahead forecast of the interval, as issued): ``w``,
+  its day mean / max / min on ``t`` (``w_dmean``, ``w_dmax``, ``w_dmin``), and the same
+  interval and day mean on day ``i - 1`` (``w_last``, ``w_last_dmean``), so the model can learn
+  how load moves with the weather from the last known day.
 
-Loads and lags are divided by a per-series scale (mean absolute hourly kWh of the history before
-the issue), so one model serves feeders, substations and the system alike.
+The target is the value divided by the level, so one model serves small feeders and a whole
+system alike, and follows level shifts.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from smartgrid_assets.features.calendar import is_holiday
-from smartgrid_assets.forecasting.config import ForecastConfig
-from smartgrid_assets.forecasting.panel import Panel, take
+from smartgrid_assets.forecasting.grid import Grid, holiday_flags
 
-FEATURES = (
-    "hour",
-    "dow",
-    "weekend",
-    "holiday",
-    "temp_fc",
-    "hdd",
-    "cdd",
-    "lag_2d",
-    "lag_7d",
-    "hour_mean_7d",
-    "day2_mean",
-    "day2_max",
+CALENDAR = ("step", "lead", "dow", "weekend", "holiday", "holiday_prev", "holiday_next")
+LAGS = (
+    "last_same",
+    "week_same",
+    "mean7_same",
+    "last_mean",
+    "last_max",
+    "last_min",
+    "trend",
 )
-SCALE_FLOOR = 1e-6
+WEATHER = ("", "_dmean", "_dmax", "_dmin", "_last", "_last_dmean")
+LEVEL_FLOOR = 1e-9
 
 
-def series_scale(panel: Panel) -> np.ndarray:
-    """(S,) mean absolute hourly kWh of each series' history (at least SCALE_FLOOR)."""
-    rows = panel.rows
-    scale = np.zeros(panel.n_series)
-    mean_abs = rows["kwh"].abs().groupby(rows["s"]).mean()
-    scale[mean_abs.index.to_numpy()] = mean_abs.to_numpy()
-    return np.maximum(scale, SCALE_FLOOR)
+def feature_names(weather: Sequence[str], use_doy: bool) -> tuple[str, ...]:
+    names = [*CALENDAR, *(("doy",) if use_doy else ()), *LAGS]
+    for w in weather:
+        names.extend(f"{w}{suffix}" for suffix in WEATHER)
+    return tuple(names)
+
+
+FEATURES = feature_names(("temperature",), use_doy=False)
+
+
+def _rolling_mean(a: np.ndarray, window: int) -> np.ndarray:
+    """Mean over the ``window`` day slots ending at each slot (axis 1), ignoring NaN."""
+    present = ~np.isnan(a)
+    total = np.cumsum(np.where(present, a, 0.0), axis=1)
+    count = np.cumsum(present, axis=1).astype(float)
+    total[:, window:] -= total[:, :-window].copy()
+    count[:, window:] -= count[:, :-window].copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 class LagTables:
-    """Per series and day slot summaries the lag features read (computed once per panel)."""
+    """Per series and day summaries the lag features read (computed once per history)."""
 
-    def __init__(self, panel: Panel) -> None:
+    def __init__(self, hist: Grid) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN (missing) days
-            self.day_mean = np.nanmean(panel.cube, axis=2)
-            self.day_max = np.nanmax(panel.cube, axis=2)
-        # mean of the same hour over the 7 slots ending at each slot
-        present = ~np.isnan(panel.filled)
-        total = np.cumsum(np.where(present, panel.filled, 0.0), axis=1)
-        count = np.cumsum(present, axis=1)
-        total[:, 7:] -= total[:, :-7].copy()
-        count[:, 7:] -= count[:, :-7].copy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.hour_mean_7 = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-        self.holiday = is_holiday(panel.day_numbers().astype("datetime64[D]"), panel.tz)
+            self.day_mean = np.nanmean(hist.values, axis=2)
+            self.day_max = np.nanmax(hist.values, axis=2)
+            self.day_min = np.nanmin(hist.values, axis=2)
+            abs_mean = np.nanmean(np.abs(hist.values), axis=2)
+            self.weather_day = {
+                w: (np.nanmean(v, axis=2), np.nanmax(v, axis=2), np.nanmin(v, axis=2))
+                for w, v in hist.weather.items()
+            }
+        self.level7 = _rolling_mean(abs_mean, 7)
+        self.level28 = _rolling_mean(abs_mean, 28)
+        self.mean7_same = _rolling_mean(hist.filled.transpose(0, 2, 1).reshape(-1, hist.n_days), 7)
+        self.mean7_same = self.mean7_same.reshape(hist.n_series, hist.steps, hist.n_days).transpose(
+            0, 2, 1
+        )
+
+
+def _at(a: np.ndarray, s: np.ndarray, d: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+    """a[s, d, ...] with NaN where d is outside the array."""
+    ok = (d >= 0) & (d < a.shape[1])
+    out = a[(s, np.where(ok, d, 0), *rest)].astype(float)
+    return np.where(ok, out, np.nan)
+
+
+def levels(lags: LagTables, s: np.ndarray, issue: np.ndarray) -> np.ndarray:
+    """The level of each row: mean |value| over the 7 days before the issue (28 as fallback)."""
+    lev = _at(lags.level7, s, issue - 1)
+    lev = np.where(np.isnan(lev), _at(lags.level28, s, issue - 1), lev)
+    return np.where(np.abs(lev) > LEVEL_FLOOR, lev, np.nan)
 
 
 def design_matrix(
-    panel: Panel,
+    hist: Grid,
     lags: LagTables,
-    scale: np.ndarray,
     s: np.ndarray,
-    slot: np.ndarray,
-    hour: np.ndarray,
-    temp_fc: np.ndarray,
-    config: ForecastConfig,
-) -> np.ndarray:
-    """(n, len(FEATURES)) float matrix for rows (series s, day slot, local hour, temp)."""
-    sc = scale[s]
-    day = panel.day0 + slot
+    t: np.ndarray,
+    k: np.ndarray,
+    issue: np.ndarray,
+    weather_t: Mapping[str, np.ndarray],
+    weather_day_t: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    weather_names: Sequence[str],
+    names: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, len(names)) features and (n,) level of rows (series, target slot, interval, issue
+    slot) of ``hist``; ``weather_t`` / ``weather_day_t`` give each row's target weather."""
+    lev = levels(lags, s, issue)
+    day = hist.day0 + t
     dow = (day + 3) % 7  # 1970-01-01 was a Thursday
-    cols = {
-        "hour": hour.astype(float),
+    span = np.arange(day.min() - 1, day.max() + 2) if len(day) else np.zeros(0, np.int64)
+    hol = holiday_flags(span, hist.tz)
+    at_day = day - (span[0] if len(span) else 0)
+    week_src = t - 7 * np.maximum((t - issue) // 7 + 1, 1)
+    last = issue - 1
+    cols: dict[str, np.ndarray] = {
+        "step": k.astype(float),
+        "lead": (t - issue).astype(float),
         "dow": dow.astype(float),
         "weekend": (dow >= 5).astype(float),
-        "holiday": lags.holiday[slot].astype(float),
-        "temp_fc": temp_fc,
-        "hdd": np.maximum(config.heating_base_c - temp_fc, 0.0),
-        "cdd": np.maximum(temp_fc - config.cooling_base_c, 0.0),
-        "lag_2d": take(panel.filled, s, slot - 2, hour) / sc,
-        "lag_7d": take(panel.filled, s, slot - 7, hour) / sc,
-        "hour_mean_7d": take(lags.hour_mean_7, s, slot - 2, hour) / sc,
-        "day2_mean": take(lags.day_mean, s, slot - 2) / sc,
-        "day2_max": take(lags.day_max, s, slot - 2) / sc,
+        "holiday": hol[at_day].astype(float) if len(span) else np.zeros(0),
+        "holiday_prev": hol[at_day - 1].astype(float) if len(span) else np.zeros(0),
+        "holiday_next": hol[at_day + 1].astype(float) if len(span) else np.zeros(0),
+        "last_same": _at(hist.filled, s, last, k) / lev,
+        "week_same": _at(hist.filled, s, week_src, k) / lev,
+        "mean7_same": _at(lags.mean7_same, s, last, k) / lev,
+        "last_mean": _at(lags.day_mean, s, last) / lev,
+        "last_max": _at(lags.day_max, s, last) / lev,
+        "last_min": _at(lags.day_min, s, last) / lev,
+        "trend": lev / _at(lags.level28, s, last),
     }
-    return np.column_stack([cols[name] for name in FEATURES])
-
-
-def forecast_temperature(
-    weather_forecast: pa.Table | None,
-    issue_us: int,
-    target_us: np.ndarray,
-    regions: pd.Series,
-) -> np.ndarray:
-    """(S, H) forecast temperature of each series' region at the target hours, as known then.
-
-    Each (region, hour) takes the newest issue with ``issued_at <= issue_us`` that covers it
-    (the forecast issued at the issue time itself when present). A series without a region
-    (a rollup spanning several) gets the mean over regions, as FEEDER_HOURLY does. NaN where no
-    issue covers the hour.
-    """
-    out = np.full((len(regions), len(target_us)), np.nan)
-    if weather_forecast is None or weather_forecast.num_rows == 0 or len(regions) == 0:
-        return out
-    us = pa.timestamp("us", tz="UTC")
-    wf = pd.DataFrame(
-        {
-            "region": pc.cast(weather_forecast.column("region"), pa.string()).to_pandas(),
-            "issued_us": pc.cast(weather_forecast.column("issued_at"), us)
-            .cast(pa.int64())
-            .to_numpy(zero_copy_only=False),
-            "ts_us": pc.cast(weather_forecast.column("ts"), us)
-            .cast(pa.int64())
-            .to_numpy(zero_copy_only=False),
-            "t": pc.cast(weather_forecast.column("temperature_c"), pa.float64()).to_numpy(
-                zero_copy_only=False
-            ),
-        }
-    )
-    wf = wf[((wf["issued_us"] <= issue_us) & wf["ts_us"].isin(target_us)).to_numpy()]
-    wf = wf.dropna(subset=["region", "t"]).sort_values(
-        ["region", "ts_us", "issued_us"], kind="stable"
-    )
-    latest = wf.drop_duplicates(["region", "ts_us"], keep="last")
-    grid = latest.pivot(index="region", columns="ts_us", values="t").reindex(columns=target_us)
-    overall = grid.mean(axis=0).to_numpy()
-    by_region = grid.reindex(regions.fillna("\0none").to_numpy()).to_numpy()
-    no_region = regions.isna().to_numpy()
-    out[:] = by_region
-    out[no_region] = overall
-    return out
+    if "doy" in names:
+        days = np.asarray(day, dtype="datetime64[D]")
+        cols["doy"] = (days - days.astype("datetime64[Y]")).astype(float)
+    for w in weather_names:
+        cols[w] = weather_t[w]
+        cols[f"{w}_dmean"], cols[f"{w}_dmax"], cols[f"{w}_dmin"] = weather_day_t[w]
+        cols[f"{w}_last"] = _at(hist.weather[w], s, last, k)
+        cols[f"{w}_last_dmean"] = _at(lags.weather_day[w][0], s, last)
+    return np.column_stack([cols[n] for n in names]) if names else np.zeros((len(s), 0)), lev

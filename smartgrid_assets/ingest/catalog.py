@@ -54,6 +54,10 @@ REJECTED_CACHE_SCHEMA = pa.schema(
 )
 
 
+class CatalogError(Exception):
+    """A landed file the catalog knows cannot be read any more."""
+
+
 @dataclass(frozen=True)
 class Refresh:
     """The index rows of the file versions one refresh parsed."""
@@ -174,13 +178,24 @@ class ReadingsCatalog:
             first_by_etag.setdefault(row["etag"], row)
         return pa.Table.from_pylist(list(first_by_etag.values()), schema=INDEX_SCHEMA)
 
+    def _cached(self, file: dict, part: str) -> pa.Table:
+        """A file version's parsed `part`; if the cache is gone (a lake restored without its
+        `_ingest/` folder), the landed file, which is never modified, is parsed again."""
+        path = _cache_path(file["etag"], part)
+        table = self.lake.read_table(path)
+        if table is None:
+            self._ingest(LandedFile(file["key"], file["size"], file["etag"], file["landed_at"]))
+            table = self.lake.read_table(path)
+        if table is None:
+            raise CatalogError(
+                f"landed file {file['key']} (etag {file['etag']}) was parsed before but its "
+                f"{part} could not be read again from the landing zone"
+            )
+        return table
+
     def readings(self, files: pa.Table, start: datetime, end: datetime) -> pa.Table:
-        tables = [
-            self.lake.read_table(_cache_path(e, "readings")) for e in files["etag"].to_pylist()
-        ]
-        table = pa.concat_tables(
-            [t for t in tables if t is not None] or [contract.READINGS.empty_table()]
-        )
+        tables = [self._cached(file, "readings") for file in files.to_pylist()]
+        table = pa.concat_tables(tables or [contract.READINGS.empty_table()])
         keep = pc.and_(
             pc.greater_equal(table["ts"], pa.scalar(start, contract.UTC_TS)),
             pc.less(table["ts"], pa.scalar(end, contract.UTC_TS)),
@@ -190,10 +205,5 @@ class ReadingsCatalog:
     def rejected(self, files: pa.Table) -> pa.Table:
         """Rejected rows of the files (cached only for files that had some)."""
         with_rejects = files.filter(pc.greater(files["rejected_rows"], 0))
-        tables = [
-            self.lake.read_table(_cache_path(e, "rejected"))
-            for e in with_rejects["etag"].to_pylist()
-        ]
-        return pa.concat_tables(
-            [t for t in tables if t is not None] or [REJECTED_CACHE_SCHEMA.empty_table()]
-        )
+        tables = [self._cached(file, "rejected") for file in with_rejects.to_pylist()]
+        return pa.concat_tables(tables or [REJECTED_CACHE_SCHEMA.empty_table()])

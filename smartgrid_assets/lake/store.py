@@ -10,7 +10,10 @@ partition, never a mix or nothing:
 - S3/MinIO: the Parquet bytes are built in memory first, then uploaded to the final key; an
   object appears only when its upload completes, so a failed write leaves the old one.
 
-Files are zstd-compressed and keep the schema metadata (contract name and version).
+Files are zstd-compressed and keep the schema metadata (contract name and version). Min/max
+statistics are written for the columns readers filter on (meter, time, channel, day) only: on a
+day of a large utility the others cost a fifth of the write and prune nothing. Reading with a
+schema reads only that schema's columns.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ if TYPE_CHECKING:
 
 PART_FILE = "part-0.parquet"
 DAY_FIELD = pa.field("day", pa.date32())
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
+FILTER_COLUMNS = ["meter_id", "ts", "channel", "local_day"]
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": FILTER_COLUMNS}
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _PARTITION_FILE = re.compile(r"^day=(\d{4}-\d{2}-\d{2})/" + re.escape(PART_FILE) + "$")
@@ -141,12 +145,16 @@ class Lake:
     def _write(self, rel: str, data: pa.Table) -> str:
         if not isinstance(data, pa.Table):
             raise LakeError(f"cannot write {rel!r} in lake {self.url}: not a pyarrow Table")
+        return self._write_parts(rel, data.schema, [data])
+
+    def _write_parts(self, rel: str, schema: pa.Schema, parts: Iterable[pa.Table]) -> str:
+        """One Parquet file from `parts` in order, each encoded as it arrives."""
         final = self._abs(rel)
         if self.is_local:
-            _write_local_atomic(final, data)
+            _write_local_atomic(final, schema, parts)
         else:
             buffer = pa.BufferOutputStream()  # fails here, before anything reaches S3
-            pq.write_table(data, buffer, **PARQUET_OPTIONS)
+            _encode(buffer, schema, parts)
             payload = buffer.getvalue()
             try:
                 with self.filesystem.open_output_stream(final) as out:
@@ -155,7 +163,8 @@ class Lake:
                 raise LakeError(f"cannot write {rel!r} in lake {self.url}: {exc}") from exc
         return self.location(rel)
 
-    def _read(self, rel: str) -> pa.Table | None:
+    def _read(self, rel: str, columns: list[str] | None = None) -> pa.Table | None:
+        """The file at ``rel`` (None if absent); with ``columns``, only those it has."""
         try:
             source = self.filesystem.open_input_file(self._abs(rel))
         except FileNotFoundError:
@@ -164,7 +173,11 @@ class Lake:
             raise LakeError(f"cannot read {rel!r} in lake {self.url}: {exc}") from exc
         with source:
             try:
-                return pq.read_table(source)
+                if columns is None:
+                    return pq.read_table(source)
+                parquet = pq.ParquetFile(source)
+                present = set(parquet.schema_arrow.names)
+                return parquet.read(columns=[c for c in columns if c in present])
             except (pa.ArrowInvalid, OSError) as exc:
                 raise LakeError(f"cannot read {rel!r} in lake {self.url}: {exc}") from exc
 
@@ -204,15 +217,26 @@ class Lake:
             data = data.drop_columns(["day"])
         return self._write(rel, data)
 
+    def write_partition_parts(
+        self, table: str, day: date, schema: pa.Schema, parts: Iterable[pa.Table]
+    ) -> str:
+        """Write the ``day`` partition of ``table`` from ``parts`` of ``schema`` that are
+        computed one after another: each is encoded as soon as it arrives, while the next is
+        still being computed. Replaced atomically like ``write_partition``; a failing part
+        leaves the old partition."""
+        return self._write_parts(self._partition_rel(table, day), schema, parts)
+
     def read_partition(
         self, table: str, day: date, schema: pa.Schema | None = None
     ) -> pa.Table | None:
         """The ``day`` partition of ``table`` (None if absent); with ``schema``, conformed to it
         (columns selected and cast; missing nullable columns filled with nulls; a ``day``
         field in ``schema`` is filled from the partition)."""
-        data = self._read(self._partition_rel(table, day))
-        if data is None or schema is None:
-            return data
+        if schema is None:
+            return self._read(self._partition_rel(table, day))
+        data = self._read(self._partition_rel(table, day), schema.names)
+        if data is None:
+            return None
         return _conform(data, schema, day, f"{table} day={day} in lake {self.url}")
 
     def read_days(self, table: str, days: Iterable[date], schema: pa.Schema) -> pa.Table:
@@ -295,13 +319,19 @@ def _check_path(path: str, url: str) -> str:
     return path
 
 
-def _write_local_atomic(final: str, data: pa.Table) -> None:
+def _encode(sink: Any, schema: pa.Schema, parts: Iterable[pa.Table]) -> None:
+    with pq.ParquetWriter(sink, schema, **PARQUET_OPTIONS) as writer:
+        for part in parts:
+            writer.write_table(part)
+
+
+def _write_local_atomic(final: str, schema: pa.Schema, parts: Iterable[pa.Table]) -> None:
     folder = os.path.dirname(final)
     os.makedirs(folder, exist_ok=True)
     tmp = f"{final}.tmp-{uuid.uuid4().hex}"
     try:
         with open(tmp, "wb") as f:
-            pq.write_table(data, f, **PARQUET_OPTIONS)
+            _encode(f, schema, parts)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)

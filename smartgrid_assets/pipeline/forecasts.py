@@ -1,24 +1,123 @@
-"""Day-ahead load forecasts stored as issued, and their accuracy once actuals exist."""
+"""Day-ahead load forecasts stored as issued, the per-series model choice, and their accuracy.
+
+Each target day is issued at 00:00 local the day before from data before then. The global
+model comes from the MLflow registry (forecasting.registry): the champion as of the issue day,
+trained weekly on the history before its cutoff and promoted only when it beats the champion
+it would replace. A backfill of a past day therefore uses a model that saw only data before
+that day's issue. Every model's P50 is reconciled bottom-up over the meters registry's
+feeder -> substation hierarchy (``p50_base`` keeps the model's own).
+
+The model family of each series (``forecast_model_choice``) is chosen for every issue from
+the forecasts issued for the 28 target days before it whose actuals were complete at the
+issue time: the lowest mean MAE, gbm when nothing was scored yet.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import pandas as pd
 import pyarrow as pa
 
 from smartgrid_assets import contract, forecasting
+from smartgrid_assets.forecasting.day_ahead import history_grid
+from smartgrid_assets.forecasting.grid import day_number
+from smartgrid_assets.forecasting.reconcile import hierarchy_from_meters
+from smartgrid_assets.forecasting.registry import ForecastRegistry, fingerprint, model_for_issue
+from smartgrid_assets.forecasting.timing import to_us
+from smartgrid_assets.pipeline.registry import current_meters
 from smartgrid_assets.platform import Platform
 
+CHOICE_DAYS = 28
+US = pa.timestamp("us", tz="UTC")
 
-def issue_forecasts(platform: Platform, target_days: list[date]) -> pa.Table:
+
+@dataclass
+class Issued:
+    """What ``issue_forecasts`` wrote, and what it used and trained."""
+
+    forecasts: pa.Table
+    choice: pa.Table
+    models: dict[str, str] = field(default_factory=dict)  # target day -> gbm version used
+    trained: list[dict] = field(default_factory=list)  # versions trained for these issues
+
+
+def registry_of(platform: Platform) -> ForecastRegistry:
+    return ForecastRegistry(platform.settings.mlflow_tracking_uri)
+
+
+def choose_models(
+    earlier: pa.Table,
+    actuals: pa.Table,
+    series: pd.DataFrame,
+    issued_at,
+    target_day: date,
+    version: str,
+) -> pa.Table:
+    """FORECAST_MODEL_CHOICE rows of one issue for ``series`` (level, asset_id) from earlier
+    forecasts (LOAD_FORECASTS) and their actuals (FEEDER_HOURLY)."""
+    acc = (
+        forecasting.forecast_accuracy(earlier, actuals).to_pandas()
+        if earlier.num_rows
+        else pd.DataFrame()
+    )
+    rows = []
+    if len(acc):
+        by = acc.groupby(["level", "asset_id", "model"], sort=True)
+        stats = by.agg(mae=("mae", "mean"), rmae=("rmae", "mean"), days=("target_day", "nunique"))
+        stats = stats.reset_index().sort_values(["level", "asset_id", "mae", "model"])
+        best = stats.drop_duplicates(["level", "asset_id"], keep="first")
+        rows = best.to_dict("records")
+    scored = {(r["level"], r["asset_id"]) for r in rows}
+    for r in series.sort_values(["level", "asset_id"]).itertuples(index=False):
+        if (r.level, r.asset_id) not in scored:
+            rows.append(
+                {
+                    "level": r.level,
+                    "asset_id": r.asset_id,
+                    "model": "gbm",
+                    "mae": None,
+                    "rmae": None,
+                    "days": 0,
+                }
+            )
+    n = len(rows)
+    table = pa.table(
+        {
+            "level": pa.array([r["level"] for r in rows], pa.string()),
+            "asset_id": pa.array([r["asset_id"] for r in rows], pa.string()),
+            "issued_at": pa.array([issued_at] * n, US),
+            "target_day": pa.array([target_day] * n, pa.date32()),
+            "model": pa.array([r["model"] for r in rows], pa.string()),
+            "days_scored": pa.array([int(r["days"]) for r in rows], pa.int32()),
+            "mae": pa.array([r["mae"] for r in rows], pa.float64(), from_pandas=True),
+            "rmae": pa.array([r["rmae"] for r in rows], pa.float64(), from_pandas=True),
+            "gbm_version": pa.array([version or None] * n, pa.string()),
+        }
+    )
+    return contract.conform(table, contract.FORECAST_MODEL_CHOICE).sort_by(
+        [("level", "ascending"), ("asset_id", "ascending")]
+    )
+
+
+def issue_forecasts(
+    platform: Platform,
+    target_days: list[date],
+    registry: ForecastRegistry | None = None,
+    config: forecasting.ForecastConfig | None = None,
+) -> Issued:
     """Forecast each target day as issued at 00:00 local the day before, from data before then.
 
     Re-running an issue replaces exactly that issue's rows; forecasts issued at other times for
     the same target day are kept. The forecaster ignores whatever it is given from at or after
     each issue time, so the window's history is read once.
     """
-    lookback = timedelta(days=forecasting.ForecastConfig().lookback_days)
-    issues = {day: forecasting.issue_time(day, platform.tz) for day in target_days}
+    config = config or forecasting.ForecastConfig()
+    registry = registry or registry_of(platform)
+    tz = platform.tz
+    lookback = timedelta(days=config.lookback_days)
+    issues = {day: forecasting.issue_time(day, tz) for day in sorted(target_days)}
     first, last = min(issues.values()), max(issues.values())
     history = platform.warehouse.read(
         "SELECT * FROM feeder_hourly WHERE ts >= ? AND ts < ? ORDER BY level, asset_id, ts",
@@ -28,14 +127,80 @@ def issue_forecasts(platform: Platform, target_days: list[date]) -> pa.Table:
         "SELECT * FROM weather_forecast WHERE issued_at >= ? AND issued_at <= ?",
         [first - timedelta(days=1), last],
     )
-    parts = [forecasting.forecast_day_ahead(history, weather, day, platform.tz) for day in issues]
+    earlier = _earlier_forecasts(platform, min(issues), max(issues))
+    hierarchy = hierarchy_from_meters(current_meters(platform))
+    fp = fingerprint(tz, config)
+    parts, choices, used, trained = [], [], {}, []
+    for day, issued_at in issues.items():
+        issue_day = day_number(day) - 1
+        hist, _ = history_grid(history, to_us(issued_at), issue_day, tz, config)
+        chosen = model_for_issue(registry, hist, config, fp)
+        if chosen.trained is not None:
+            trained.append(
+                {
+                    "version": chosen.trained.version,
+                    "cutoff": str(day - timedelta(days=1)),
+                    "promoted": chosen.trained.promoted,
+                    "holdout_rmae": round(chosen.trained.holdout_rmae, 4),
+                }
+            )
+        models = forecasting.MODELS if chosen.model else ("seasonal_naive_1d", "seasonal_naive_7d")
+        fitted = {"gbm": chosen.model} if chosen.model else {}
+        table = forecasting.forecast_day_ahead(
+            history, weather, day, tz, models, config, fitted=fitted, hierarchy=hierarchy
+        )
+        parts.append(table)
+        version = chosen.version.version if chosen.version else ""
+        used[str(day)] = version or "none (too little history)"
+        if table.num_rows:
+            series = table.select(["level", "asset_id"]).to_pandas().drop_duplicates()
+            before = _window(earlier, day)
+            choices.append(choose_models(before, history, series, issued_at, day, version))
+        earlier = pa.concat_tables([earlier, table]) if table.num_rows else earlier
     table = pa.concat_tables(parts) if parts else contract.LOAD_FORECASTS.empty_table()
     platform.warehouse.replace(
         "load_forecasts",
         table,
-        match={"target_day": target_days, "issued_at": list(issues.values())},
+        match={"target_day": list(issues), "issued_at": list(issues.values())},
     )
-    return table
+    choice = pa.concat_tables(choices) if choices else contract.FORECAST_MODEL_CHOICE.empty_table()
+    platform.warehouse.replace("forecast_model_choice", choice, match={"target_day": list(issues)})
+    return Issued(forecasts=table, choice=choice, models=used, trained=trained)
+
+
+def _earlier_forecasts(platform: Platform, first: date, last: date) -> pa.Table:
+    """Stored forecasts for the target days whose scores can inform the issues of the window."""
+    if not platform.warehouse.has_table("load_forecasts"):
+        return contract.LOAD_FORECASTS.empty_table()
+    table = platform.warehouse.read(
+        "SELECT * FROM load_forecasts WHERE target_day >= ? AND target_day < ?",
+        [first - timedelta(days=CHOICE_DAYS + 2), last],
+    )
+    return contract.conform(table, contract.LOAD_FORECASTS)
+
+
+def _window(forecasts: pa.Table, day: date) -> pa.Table:
+    """Forecasts for the 28 target days whose actuals were complete at the issue of ``day``
+    (target days D-29 .. D-2), issued before then."""
+    if forecasts.num_rows == 0:
+        return forecasts
+    frame_days = forecasts["target_day"].to_pandas()
+    lo, hi = day - timedelta(days=CHOICE_DAYS + 1), day - timedelta(days=2)
+    keep = ((frame_days >= lo) & (frame_days <= hi)).to_numpy()
+    return forecasts.filter(pa.array(keep))
+
+
+def reconciliation_effect(accuracy: pa.Table) -> list[dict]:
+    """Per level and model: MAE of the reconciled P50 and of the model's own, over the rows."""
+    frame = accuracy.select(["level", "model", "mae", "mae_base"]).to_pandas()
+    if frame.empty:
+        return []
+    out = frame.groupby(["level", "model"], sort=True)[["mae", "mae_base"]].mean().reset_index()
+    out["change_pct"] = 100.0 * (out["mae"] - out["mae_base"]) / out["mae_base"]
+    return [
+        {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
+        for r in out.to_dict("records")
+    ]
 
 
 def score_forecasts(platform: Platform, target_days: list[date]) -> pa.Table:

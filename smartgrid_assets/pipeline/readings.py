@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -127,21 +131,27 @@ def clean_readings(
     sufficiency, rows_by_day = [], {}
     for day in days:
         start, end = window_bounds([day], platform.tz)
-        result = vee.apply(
-            pa.concat_tables([raw[day - timedelta(days=1)], raw[day]]),
-            meters,
+        clean = partial(
+            vee.apply,
             window_start=start,
             window_end=end,
             tz=platform.tz,
             as_of=as_of,
             config=config or vee.VeeConfig(),
         )
-        rows_by_day |= write_days(platform, "cleaned_readings", result.cleaned, [day])
-        totals.update(rows_in=result.rows_in, rows_out=result.rows_out)
-        flags.update(result.flags_by_rule)
-        for count in pc.value_counts(result.cleaned["quality"]).to_pylist():
-            quality[count["values"]] += count["counts"]
-        sufficiency.append(result.sufficiency)
+        shards = vee.meter_shards(
+            [raw[day - timedelta(days=1)], raw[day]],
+            meters,
+            count=-(-raw[day].num_rows // SHARD_READINGS),
+        )
+        results = _clean_day(platform, day, shards, clean)
+        rows_by_day[day.isoformat()] = sum(result.rows_out for result in results)
+        for result in results:
+            totals.update(rows_in=result.rows_in, rows_out=result.rows_out)
+            flags.update(result.flags_by_rule)
+            for count in pc.value_counts(result.cleaned["quality"]).to_pylist():
+                quality[count["values"]] += count["counts"]
+            sufficiency.append(result.sufficiency)
     table = pa.concat_tables(sufficiency)
     platform.warehouse.replace("meter_day_sufficiency", table, match={"local_day": days})
     return CleanLoad(
@@ -152,3 +162,30 @@ def clean_readings(
         sufficiency=table,
         rows_by_day=rows_by_day,
     )
+
+
+#: readings a VEE shard takes: a large day is cleaned by meter ranges on every core while the
+#: shards already done are encoded into the partition file
+SHARD_READINGS = 1_500_000
+
+
+def _clean_day(
+    platform: Platform,
+    day: date,
+    shards: list[vee.Shard],
+    clean: Callable[[pa.Table, pa.Table], vee.VeeResult],
+) -> list[vee.VeeResult]:
+    """Clean the shards in parallel and write them, in order, as one partition file."""
+    results: list[vee.VeeResult] = []
+
+    def cleaned() -> Iterator[pa.Table]:
+        workers = min(len(shards), os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(lambda shard: clean(shard.readings, shard.meters), shards):
+                results.append(result)
+                yield result.cleaned
+
+    platform.lake.write_partition_parts(
+        "cleaned_readings", day, contract.CLEANED_READINGS, cleaned()
+    )
+    return results

@@ -30,6 +30,8 @@ LABEL_TYPES = {
     "theft_drop": ANOMALY,
     "reverse_flow": ANOMALY,
     "transformer_overload": ANOMALY,
+    "load_spike": ANOMALY,
+    "profile_deviation": ANOMALY,
 }
 # Injections per meter (overload: per residential transformer).
 RATES = {
@@ -43,8 +45,15 @@ RATES = {
     "theft_drop": 0.01,
     "reverse_flow": 0.01,
     "transformer_overload": 0.02,
+    "load_spike": 0.01,
+    "profile_deviation": 0.01,
 }
-MIN_DAYS = {"duplicate": 4, "theft_drop": 10}
+MIN_DAYS = {"duplicate": 4, "theft_drop": 10, "load_spike": 6, "profile_deviation": 11}
+# A profile deviation starts once the meter has this many ordinary days to compare with.
+PROFILE_HISTORY_DAYS = 7
+# Headroom an injected load leaves on the meter's transformer (share of its rating), so it
+# never reads as a transformer overload.
+TX_HEADROOM = 0.9
 HISTORY_DAYS = 2
 MARGIN_HOURS = 2.0
 ATTEMPTS = 80
@@ -250,6 +259,63 @@ def place_reverse_flow(c: Canvas, rng: np.random.Generator, m: int, i: int) -> b
     return True
 
 
+def _fits_transformer(c: Canvas, m: int, a: int, extra_kwh: np.ndarray) -> bool:
+    """Whether adding `extra_kwh` to meter m from interval a keeps its transformer within
+    TX_HEADROOM of its rating."""
+    tx = int(c.topo.meter_tx[m])
+    meters = np.flatnonzero(c.topo.meter_tx == tx)
+    b = a + len(extra_kwh)
+    solar = c.solar_row[meters][c.solar_row[meters] >= 0]
+    net = c.delivered[meters, a:b].sum(axis=0) - c.received[solar, a:b].sum(axis=0)
+    kw = (net + extra_kwh) / c.grid.interval_h
+    return bool(kw.max() <= TX_HEADROOM * c.topo.tx_kva[tx])
+
+
+def place_load_spike(c: Canvas, rng: np.random.Generator, m: int, i: int) -> bool:
+    """A burst of 1-4 h at 3.5-6x the meter's typical daily peak (an unexpected heavy load)."""
+    n = max(2, c.grid.hours(float(rng.uniform(1.0, 4.0))))
+    a = _random_start(rng, c, n)
+    day_starts = np.asarray(c.grid.day_bounds[:-1], dtype=np.int64)
+    daily_peak_kw = np.maximum.reduceat(c.delivered[m], day_starts) / c.grid.interval_h
+    typical = float(np.median(daily_peak_kw))
+    kw = min(max(typical * float(rng.uniform(3.5, 6.0)), typical + 4.0), 25.0)
+    kwh = kw * c.grid.interval_h * rng.uniform(0.95, 1.05, n)
+    extra = kwh - c.delivered[m, a : a + n]
+    if not _fits_transformer(c, m, a, extra) or not c.reserve([m], a, a + n):
+        return False
+    c.delivered[m, a : a + n] = kwh
+    detail = f"peak_kw={kw:.2f};typical_daily_peak_kw={typical:.2f};hours={n / c.grid.per_hour:g}"
+    c.label("load_spike", m, a, a + n, detail)
+    return True
+
+
+def place_profile_deviation(c: Canvas, rng: np.random.Generator, m: int, i: int) -> bool:
+    """A new night-time load for 4-7 days (a heater, grow lights): 20-30 % more energy a day,
+    all of it in 5-7 night hours, so the day's shape changes, not much its level."""
+    n_days = int(rng.integers(4, 8))
+    last_first = c.grid.days - n_days
+    if last_first < PROFILE_HISTORY_DAYS:
+        return False
+    first = int(rng.integers(PROFILE_HISTORY_DAYS, last_first + 1))
+    start_h, length_h = float(rng.integers(0, 3)), float(rng.integers(5, 8))
+    mean_day_kwh = float(c.delivered[m].sum()) / c.grid.days
+    kw = float(rng.uniform(0.2, 0.3)) * mean_day_kwh / length_h
+    spans = [
+        (c.grid.index_at_local(d, start_h), c.grid.index_at_local(d, start_h + length_h))
+        for d in range(first, first + n_days)
+    ]
+    a, b = spans[0][0], spans[-1][1]
+    extra = np.zeros(b - a)
+    for lo, hi in spans:
+        extra[lo - a : hi - a] = kw * c.grid.interval_h * rng.uniform(0.95, 1.05, hi - lo)
+    if not _fits_transformer(c, m, a, extra) or not c.reserve([m], a, b):
+        return False
+    c.delivered[m, a:b] += extra
+    detail = f"extra_kw={kw:.3f};local_hours={start_h:g}-{start_h + length_h:g};days={n_days}"
+    c.label("profile_deviation", m, a, b, detail)
+    return True
+
+
 def place_overload(c: Canvas, rng: np.random.Generator, tx: int, i: int) -> bool:
     """Raise some meters of a transformer so its summed load runs 20-50% above nameplate."""
     meters = np.flatnonzero(c.topo.meter_tx == tx)
@@ -304,13 +370,17 @@ def _place_many(
 
 
 def inject(c: Canvas, rng: np.random.Generator) -> None:
-    """Place every injection type, the hardest to fit (whole transformers, weeks) first."""
+    """Place every injection type, the hardest to fit (whole transformers, weeks) first, and
+    the types added later after all others."""
     topo, grid = c.topo, c.grid
     m_total = topo.n_meters
     eligible = topo.full_period(grid)
     any_meter = np.flatnonzero(eligible)
     no_solar = np.flatnonzero(eligible & ~topo.has_solar)
     theft_pool = np.flatnonzero(eligible & ~topo.has_solar & (topo.meter_class != "industrial"))
+    residential_pool = np.flatnonzero(
+        eligible & ~topo.has_solar & (topo.meter_class == "residential")
+    )
     res_tx = np.unique(topo.meter_tx[topo.meter_class == "residential"])
     full_tx = np.array(
         [
@@ -333,6 +403,9 @@ def inject(c: Canvas, rng: np.random.Generator) -> None:
         ("gap", place_gap, any_meter, m_total),
         ("spike", place_spike, any_meter, m_total),
         ("misaligned", place_misaligned, any_meter, m_total),
+        # last, so adding them left every earlier injection of a seed as it was
+        ("profile_deviation", place_profile_deviation, residential_pool, m_total),
+        ("load_spike", place_load_spike, residential_pool, m_total),
     ]
     for type_, place, pool, base in plan:
         _place_many(c, rng, place, pool, _count(type_, base, grid, m_total))

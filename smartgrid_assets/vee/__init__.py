@@ -18,6 +18,8 @@ Calling it from an asset:
   `future`; slots that have not ended by then are not expected (no gap, no estimate);
 - `meters`: the registry (at least meter_id, customer_class, has_solar, installed_at,
   removed_at); readings of unknown meters are dropped and counted in `rows_dropped`;
+- a large input may be split with `meter_shards` and the shards cleaned in parallel: the
+  concatenated outputs are the unsharded result;
 - `VEE_VERSION` changes whenever a rule's behaviour does: a natural asset `code_version`.
 """
 
@@ -26,6 +28,7 @@ from .config import DEFAULT_CLASS_LIMITS_KW, VEE_VERSION, VeeConfig
 from .engine import VeeResult, apply
 from .flags import RULES, SUSPECT_RULES
 from .schemas import SUFFICIENCY
+from .shards import Shard, meter_shards
 
 __all__ = [
     "DEFAULT_CLASS_LIMITS_KW",
@@ -33,10 +36,12 @@ __all__ = [
     "SUFFICIENCY",
     "SUSPECT_RULES",
     "VEE_VERSION",
+    "Shard",
     "VeeConfig",
     "VeeResult",
     "apply",
     "estimation",
     "flags",
+    "meter_shards",
     "timegrid",
 ]

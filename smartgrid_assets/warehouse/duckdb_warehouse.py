@@ -53,6 +53,7 @@ class DuckDBWarehouse(Warehouse):
                 ) from exc
             raise
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
         return con
 
     @contextmanager

@@ -1,0 +1,67 @@
+"""Any CSV (or Parquet) series as a backtest grid, read the way ``smartgrid land`` reads exports.
+
+The load column is converted by ``ingest.byo.convert`` with the caller's ``ExportSpec`` (time
+column and format, unit, time label, time zone of naive timestamps, interval): the same parser,
+the same notes and bad-row handling as landing. Each weather column goes through the same
+converter as a series of its own (unit kWh, i.e. values kept as they are) and is joined to the
+load on the interval start. The grid's local days are days of ``spec.tz``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from smartgrid_assets.forecasting.grid import Grid, build_grid
+from smartgrid_assets.ingest.byo import ByoError, Conversion, ExportSpec, convert
+
+
+@dataclass(frozen=True)
+class SeriesFile:
+    grid: Grid
+    conversion: Conversion  # the load column as converted (notes, bad rows)
+    weather_notes: dict[str, list[str]]
+    unit: str  # of the grid's values: kWh per interval
+
+    @property
+    def interval_minutes(self) -> int:
+        return self.grid.interval_minutes
+
+
+def read_series(
+    data: bytes, name: str, spec: ExportSpec, weather_cols: tuple[str, ...] = ()
+) -> SeriesFile:
+    """The file's single series (``spec.value_col``) and weather columns as a grid."""
+    if spec.wide or spec.meter_col:
+        raise ByoError(f"file {name}: a backtest reads one series (--value-col), not meters")
+    series_id = spec.meter_id or "series"
+    load = convert(data, name, replace(spec, meter_id=series_id, received_col=None))
+    intervals = set(load.intervals.values())
+    if len(intervals) != 1:
+        raise ByoError(f"file {name}: expected one interval length, found {sorted(intervals)}")
+    interval = intervals.pop()
+    ts = load.readings["ts"].cast(pa.int64()).to_numpy()
+    values = load.readings["kwh"].to_numpy()
+    weather, notes = {}, {}
+    for col in weather_cols:
+        if col == spec.value_col:
+            raise ByoError(f"file {name}: weather column {col} is the value column")
+        wspec = replace(spec, value_col=col, unit="kWh", meter_id=col, received_col=None)
+        conv = convert(data, name, replace(wspec, interval_minutes=interval))
+        w = pd.Series(
+            conv.readings["kwh"].to_numpy(), index=conv.readings["ts"].cast(pa.int64()).to_numpy()
+        )
+        weather[col] = w.groupby(level=0).mean().reindex(ts).to_numpy()
+        notes[col] = conv.notes
+    grid = build_grid(
+        pd.DataFrame({"series": np.full(len(ts), series_id, dtype=object)}),
+        ts,
+        values,
+        spec.tz,
+        interval,
+        weather=weather,
+    )
+    return SeriesFile(grid=grid, conversion=load, weather_notes=notes, unit="kWh")
