@@ -40,6 +40,7 @@ import pandas as pd
 from .config import THEFT_DROP, DetectorConfig
 from .events import candidates, evidence_json
 from .frame import DELIVERED, US_PER_MINUTE, Observed
+from .peers import peer_medians
 
 _MINUTES_PER_DAY = 1440.0
 _METERS_PER_BLOCK = 2000
@@ -106,20 +107,9 @@ def peer_factors(x: np.ndarray, keys: list[np.ndarray], min_peers: int) -> np.nd
         level = np.nanmedian(x, axis=1)
         rel = x / np.where(level > 0, level, np.nan)[:, None]
     has_data = ~np.isnan(level)
-    done = np.zeros(m, dtype=bool)
-    for key in keys:
-        codes, uniques = pd.factorize(pd.Series(key, dtype=object))
-        for g in range(len(uniques)):
-            members = (codes == g) & has_data
-            target = (codes == g) & ~done
-            if members.sum() < min_peers or not target.any():
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                factor = np.nanmedian(rel[members], axis=0)
-            factor = np.where(np.isfinite(factor) & (factor > _MIN_FACTOR), factor, np.nan)
-            out[target] = factor[None, :]
-            done |= target
+    factor, assigned = peer_medians(rel, has_data, keys, min_peers)
+    factor = np.where(np.isfinite(factor) & (factor > _MIN_FACTOR), factor, np.nan)
+    out[assigned] = factor[assigned]
     return out
 
 

@@ -36,6 +36,7 @@ from .config import PROFILE_DEVIATION, DetectorConfig
 from .drop import local_day_bounds
 from .events import candidates, evidence_json
 from .frame import DELIVERED, US_PER_MINUTE, Observed
+from .peers import peer_medians
 from .runs import find_runs
 
 HOURS = 24
@@ -75,19 +76,8 @@ def _peer_residual(residual: np.ndarray, keys: list[np.ndarray], min_peers: int)
     if min_peers <= 0 or m == 0:
         return out
     has_data = ~np.isnan(residual).all(axis=(1, 2))
-    done = np.zeros(m, dtype=bool)
-    for key in keys:
-        codes, uniques = pd.factorize(pd.Series(key, dtype=object))
-        for g in range(len(uniques)):
-            members = (codes == g) & has_data
-            target = (codes == g) & ~done
-            if members.sum() < min_peers or not target.any():
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                common = np.nanmedian(residual[members], axis=0)
-            out[target] = np.nan_to_num(common)[None]
-            done |= target
+    common, assigned = peer_medians(residual, has_data, keys, min_peers)
+    out[assigned] = np.nan_to_num(common[assigned])
     return out
 
 
