@@ -196,6 +196,19 @@ def test_marts_are_in_the_lineage_graph_downstream_of_the_python_assets() -> Non
     assert any(c.startswith("accepted_values_fct_anomalies_severity") for c in checks)
 
 
+def test_the_marts_accept_every_anomaly_type_the_detectors_report() -> None:
+    import yaml
+
+    from smartgrid_assets.anomalies import ANOMALY_TYPES
+
+    repo = Path(__file__).resolve().parents[1]
+    marts = yaml.safe_load((repo / "dbt_project/models/marts/_marts.yml").read_text())
+    model = next(m for m in marts["models"] if m["name"] == "fct_anomalies")
+    column = next(c for c in model["columns"] if c["name"] == "type")
+    test = next(t for t in column["data_tests"] if isinstance(t, dict))
+    assert set(test["accepted_values"]["arguments"]["values"]) == set(ANOMALY_TYPES)
+
+
 def test_every_mart_built_and_every_dbt_test_passed_as_an_asset_check(built: Built) -> None:
     last = built.results[-1]
     materialized = {e.asset_key.to_user_string() for e in last.get_asset_materialization_events()}
