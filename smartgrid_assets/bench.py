@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 from smartgrid_assets import contract
 from smartgrid_assets.days import day_bounds_utc
 from smartgrid_assets.ingest.files import constant
+from smartgrid_assets.pipeline.readings import RAW_ORDER
 from smartgrid_assets.settings import load_settings
 
 BENCH_DAY = date(2026, 3, 17)
@@ -47,7 +48,8 @@ class PathResult:
 
 def make_raw_day(meters: int, seed: int = 0) -> tuple[pa.Table, pa.Table]:
     """A registry and one local day of 15-min readings: 1 % of slots missing, 0.5 % re-delivered
-    in a later file (the duplicates VEE and the hand SQL must both resolve)."""
+    in a later file (the duplicates VEE and the hand SQL must both resolve), in the order the
+    raw_readings asset writes them."""
     rng = np.random.default_rng(seed)
     start, _ = day_bounds_utc(BENCH_DAY, BENCH_TZ)
     slots = 96
@@ -99,10 +101,21 @@ def make_raw_day(meters: int, seed: int = 0) -> tuple[pa.Table, pa.Table]:
             "lon": pa.nulls(meters, pa.float64()),
         }
     )
-    return contract.conform(raw, contract.READINGS), contract.conform(registry, contract.METERS)
+    raw = contract.conform(raw.sort_by(RAW_ORDER), contract.READINGS)
+    return raw, contract.conform(registry, contract.METERS)
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ru_maxrss survives exec, so a spawned
+    worker would report its parent's peak: the kernel's high-water mark of this address space
+    (VmHWM) is read instead where there is one."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

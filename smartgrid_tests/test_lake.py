@@ -11,7 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from smartgrid_assets.lake import Lake, LakeError
+from smartgrid_assets.lake import Lake, LakeError, dictionary_strings
 from smartgrid_assets.lake import store as lake_store
 from smartgrid_assets.settings import Settings
 
@@ -99,16 +99,40 @@ def test_partition_written_in_parts_is_one_file_and_a_failing_part_keeps_the_old
     assert lake.read_partition("raw_readings", D1).equals(pa.concat_tables([first, second]))
 
 
-def test_files_are_zstd_and_deterministic(lake: Lake) -> None:
+def test_files_are_snappy_and_deterministic(lake: Lake) -> None:
+    data = readings(D1)
+    fs = lake.filesystem
+
+    def written(write, path: str) -> bytes:
+        write()
+        return fs.open_input_file(lake._abs(path)).read()
+
+    partition = "raw_readings/day=2026-03-16/part-0.parquet"
+    for write, path in (
+        (lambda: lake.write_partition("raw_readings", D1, data), partition),
+        (lambda: lake.write_table("copy/a.parquet", data), "copy/a.parquet"),
+    ):
+        first, second = written(write, path), written(write, path)
+        assert first == second
+        meta = pq.ParquetFile(pa.BufferReader(first)).metadata
+        assert meta.row_group(0).column(0).compression == "SNAPPY"
+    single = pq.ParquetFile(pa.BufferReader(first)).metadata.row_group(0)
+    encodings = {single.column(i).path_in_schema: single.column(i).encodings for i in range(3)}
+    assert "RLE_DICTIONARY" in encodings["meter_id"]
+    assert "RLE_DICTIONARY" not in encodings["ts"]  # a landed file's own times: no dictionary
+
+
+def test_string_columns_read_as_dictionaries_only_when_asked(lake: Lake) -> None:
     data = readings(D1)
     lake.write_partition("raw_readings", D1, data)
-    lake.write_table("copy/a.parquet", data)
-    fs = lake.filesystem
-    first = fs.open_input_file(lake._abs("raw_readings/day=2026-03-16/part-0.parquet")).read()
-    second = fs.open_input_file(lake._abs("copy/a.parquet")).read()
-    assert first == second
-    meta = pq.ParquetFile(pa.BufferReader(first)).metadata
-    assert meta.row_group(0).column(0).compression == "ZSTD"
+    plain = lake.read_partition("raw_readings", D1, READINGS)
+    assert plain.schema == READINGS
+    assert plain.equals(data)
+    encoded = lake.read_days("raw_readings", [D1], dictionary_strings(READINGS))
+    assert pa.types.is_dictionary(encoded.schema.field("meter_id").type)
+    assert pa.types.is_dictionary(encoded.schema.field("channel").type)
+    assert encoded.schema.field("ts").type == READINGS.field("ts").type
+    assert encoded.cast(READINGS).equals(data)
 
 
 def test_replacing_a_partition_leaves_only_the_new_rows(lake: Lake) -> None:
@@ -153,8 +177,8 @@ def test_local_write_failing_midway_is_atomic(
     real_encode = lake_store._encode
     seen: list[str] = []
 
-    def write_half_then_fail(where, schema, parts):
-        real_encode(where, schema, parts)  # the full file into the temp file ...
+    def write_half_then_fail(where, schema, parts, options):
+        real_encode(where, schema, parts, options)  # the full file into the temp file ...
         where.truncate(where.tell() // 2)  # ... cut in half ...
         seen.extend(os.listdir(folder))
         raise OSError("disk full")  # ... and the write dies

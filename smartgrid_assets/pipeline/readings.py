@@ -38,6 +38,10 @@ class CleanLoad:
     rows_by_day: dict[str, int]
 
 
+#: the order of raw_readings rows: by series and time, so VEE shards are slices of it
+RAW_ORDER = [(c, "ascending") for c in ("meter_id", "channel", "ts", "landed_at", "source_file")]
+
+
 def window_bounds(days: list[date], tz: str) -> tuple[datetime, datetime]:
     return day_bounds_utc(days[0], tz)[0], day_bounds_utc(days[-1], tz)[1]
 
@@ -89,9 +93,7 @@ def ingest_raw_readings(platform: Platform, days: list[date]) -> RawLoad:
     files = platform.catalog.files_between(start, end)
     readings = platform.catalog.readings(files, start, end)
     readings, unknown = _unknown_meter_rejects(readings, current_meters(platform)["meter_id"])
-    readings = readings.sort_by(
-        [(c, "ascending") for c in ("meter_id", "channel", "ts", "landed_at", "source_file")]
-    )
+    readings = readings.sort_by(RAW_ORDER)
     rows_by_day = write_days(
         platform, "raw_readings", contract.conform(readings, contract.READINGS), days
     )
