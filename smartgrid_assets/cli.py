@@ -440,6 +440,49 @@ def _print_land(report: dict) -> None:
         print(f"note: {note}")
 
 
+def _add_time_options(parser: argparse.ArgumentParser) -> None:
+    """How an export's timestamps and values are read: `land`, `detect` and `backtest` alike."""
+    parser.add_argument("--time-col", required=True, help="column of timestamps")
+    parser.add_argument(
+        "--unit",
+        default="kWh",
+        help="Wh, kWh, MWh (energy per interval) or W, kW, MW (average power); default kWh",
+    )
+    parser.add_argument(
+        "--time-label",
+        choices=("start", "end"),
+        default="start",
+        help="the timestamp marks the interval start (default) or end (hour ending)",
+    )
+    parser.add_argument(
+        "--tz", default="UTC", help="time zone of naive timestamps, e.g. America/New_York"
+    )
+    parser.add_argument(
+        "--interval-minutes",
+        type=int,
+        help="5, 10, 15, 30 or 60 (default: inferred per meter from the timestamps)",
+    )
+    parser.add_argument(
+        "--time-format", help="strptime layout of the timestamps, e.g. %%d-%%m-%%Y %%H:%%M"
+    )
+    parser.add_argument(
+        "--format", choices=("csv", "parquet"), help="file format (default: by extension)"
+    )
+
+
+def _add_series_options(parser: argparse.ArgumentParser) -> None:
+    """Which columns hold the meters' series: `land` and `detect`."""
+    parser.add_argument("--value-col", help="column of values (energy or average power)")
+    parser.add_argument("--meter-col", help="column of meter ids")
+    parser.add_argument(
+        "--meter-id", help="meter id of a single-series file without a meter column"
+    )
+    parser.add_argument("--received-col", help="column of exported (received) values, if any")
+    parser.add_argument(
+        "--wide", action="store_true", help="one column per meter (its name is the meter id)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smartgrid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -487,39 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
         "after the header.",
     )
     land.add_argument("files", nargs="+", metavar="FILE")
-    land.add_argument("--time-col", required=True, help="column of timestamps")
-    land.add_argument("--value-col", help="column of values (energy or average power)")
-    land.add_argument("--meter-col", help="column of meter ids")
-    land.add_argument("--meter-id", help="meter id of a single-series file without a meter column")
-    land.add_argument("--received-col", help="column of exported (received) values, if any")
-    land.add_argument(
-        "--unit",
-        default="kWh",
-        help="Wh, kWh, MWh (energy per interval) or W, kW, MW (average power); default kWh",
-    )
-    land.add_argument(
-        "--time-label",
-        choices=("start", "end"),
-        default="start",
-        help="the timestamp marks the interval start (default) or end (hour ending)",
-    )
-    land.add_argument(
-        "--tz", default="UTC", help="time zone of naive timestamps, e.g. America/New_York"
-    )
-    land.add_argument(
-        "--interval-minutes",
-        type=int,
-        help="5, 10, 15, 30 or 60 (default: inferred per meter from the timestamps)",
-    )
-    land.add_argument(
-        "--time-format", help="strptime layout of the timestamps, e.g. %%d-%%m-%%Y %%H:%%M"
-    )
-    land.add_argument(
-        "--format", choices=("csv", "parquet"), help="file format (default: by extension)"
-    )
-    land.add_argument(
-        "--wide", action="store_true", help="one column per meter (its name is the meter id)"
-    )
+    _add_time_options(land)
+    _add_series_options(land)
     land.add_argument(
         "--strict", action="store_true", help="refuse meters the registry does not know"
     )
@@ -538,9 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
         "meter-level detector over the local days (in --tz) the readings cover, and print the "
         "events. Nothing is landed or stored.",
     )
-    for action in land._actions:
-        if action.dest not in ("help", "strict", "materialize", "json"):
-            detect._add_action(action)
+    detect.add_argument("files", nargs="+", metavar="FILE")
+    _add_time_options(detect)
+    _add_series_options(detect)
     detect.add_argument("--json", action="store_true", help="print the events as a JSON list")
     detect.set_defaults(func=_cmd_detect)
 
@@ -557,17 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("file", metavar="FILE")
     backtest.add_argument("--value-col", required=True, help="column of the load values")
-    for action in land._actions:
-        if action.dest in (
-            "time_col",
-            "unit",
-            "time_label",
-            "tz",
-            "interval_minutes",
-            "time_format",
-            "format",
-        ):
-            backtest._add_action(action)
+    _add_time_options(backtest)
     backtest.add_argument(
         "--weather-cols",
         help="comma-separated weather columns (forecast regressors), e.g. Temperature",

@@ -274,6 +274,8 @@ def test_report_on_clean_data_flags_nothing(clean: Outcome) -> None:
     assert all(c["passed"] and c["asset_key"] == "raw_readings" for c in freshness.values())
     _assert_check_counts_match(clean)
     assert "readings_arrived" not in clean.report["failed_checks"].value
+    judged = {c["check_name"] for c in _rows(clean, "data_quality_checks")}
+    assert {"raw_keys", "cleaned_unique", "cleaned_row_count"} <= judged  # other runs' checks
 
 
 def test_report_figures_are_those_the_pipeline_stored(clean: Outcome) -> None:
