@@ -175,6 +175,29 @@ def test_no_look_ahead_in_models(grid):
         np.testing.assert_array_equal(a, b)
 
 
+def test_gbm_bands_are_held_out_errors_around_their_median():
+    from smartgrid_assets.forecasting.gbm import band_offsets
+
+    rng = np.random.default_rng(0)
+    errors = np.concatenate([rng.normal(0.3, 1.0, 5000), rng.normal(0.0, 2.0, 5000)])
+    leads = np.repeat([0, 1], 5000)
+    bands = band_offsets(errors, leads)
+    assert set(bands) == {0, 1}
+    # a held-out bias is not carried into the band: about +-1.28 sd around P50 at each lead
+    assert bands[0] == pytest.approx((-1.28, 1.28), abs=0.08)
+    assert bands[1] == pytest.approx((-2.56, 2.56), abs=0.15)
+    assert band_offsets(np.full(10, 5.0), np.ones(10))[1] == (0.0, 0.0)  # P10 <= P50 <= P90
+
+
+def test_gbm_reads_the_baseline_only_on_less_than_a_year(grid):
+    short = make_model("gbm", FAST).fit(grid)
+    assert short.model.offset and len(short.model.linear) == 3  # temp, temp**2, intercept
+    config = dataclasses.replace(FAST, train_days=400)
+    long = _series_grid(days=380, n=1)
+    direct = make_model("gbm", config).fit(long)
+    assert direct.use_doy and not direct.model.offset and len(direct.model.linear) == 1
+
+
 def test_too_short_and_missing_prophet(grid, monkeypatch):
     with pytest.raises(BacktestError, match="too short"):
         run_backtest(grid.until(40), ["seasonal_naive_1d"], test_days=28, select_days=28)

@@ -25,9 +25,12 @@ class ForecastConfig:
     refit_days: the gbm and Prophet are refit when this many days passed since their last fit.
     leads: days between the issue day and the target days the gbm is trained for (1: the
         day-ahead target D+1 of an issue at 00:00 of D; 0: day D itself, for 48 h horizons).
-    max_train_rows: the gbm trains on at most this many intervals (a seeded sample beyond).
+    max_train_rows: the gbm trains on at most this many intervals (a seeded sample beyond: a
+        global model of similar series learns as much from a sample, and fit time grows with
+        the rows).
     prophet_train_days: local days of history each Prophet fit reads.
-    The rest are HistGradientBoostingRegressor parameters; random_state makes fits repeatable;
+    The rest are HistGradientBoostingRegressor parameters (``loss`` of the gbm's P50: its bands
+    are conformal, so no quantile loss is needed); random_state makes fits repeatable;
     n_threads caps OpenMP threads during gbm fits (None: the library default, all cores).
     """
 
@@ -38,14 +41,15 @@ class ForecastConfig:
     calibration_days: int = 14
     refit_days: int = 7
     leads: tuple[int, ...] = (1,)
-    max_train_rows: int = 300_000
+    max_train_rows: int = 100_000
     prophet_train_days: int = 730
-    scaled_bands: bool = True
+    loss: str = "squared_error"
     max_iter: int = 100
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
     min_samples_leaf: int = 20
     l2_regularization: float = 0.0
+    max_bins: int = 255
     random_state: int = 0
     n_threads: int | None = 1
 
@@ -88,11 +92,13 @@ class ForecastConfig:
                 "min_days_gbm",
                 "leads",
                 "max_train_rows",
+                "loss",
                 "max_iter",
                 "learning_rate",
                 "max_leaf_nodes",
                 "min_samples_leaf",
                 "l2_regularization",
+                "max_bins",
                 "random_state",
             )
         }

@@ -8,18 +8,24 @@ after the history, ``i`` its end) are built the same way and none can look ahead
 - calendar of ``t``: ``step`` (interval of the day), ``lead``, ``dow`` (Monday 0), ``weekend``,
   ``holiday``, ``holiday_prev`` / ``holiday_next`` (the day before / after is one), and
   ``doy`` (day of year, only for models trained on a year or more);
-- lags, divided by the series' level (mean absolute value over the 7 days before ``i``):
-  ``last_same`` (the same interval of day ``i - 1``), ``week_same`` (the same interval one week
-  before ``t``, two weeks when that day is not known at ``i``), ``mean7_same`` (mean of the same
-  interval over the 7 days before ``i``), ``last_mean`` / ``last_max`` / ``last_min`` of day
-  ``i - 1``, and ``trend`` (the 7-day level over the 28-day level);
+- the *baseline* ``type_same``: the mean of the same interval over the days of the target's
+  day type (working day, or weekend / public holiday) among the ``TYPE_DAYS`` days before
+  ``i``, divided by the series' level (mean absolute value over the 7 days before ``i``);
+  ``mean7_same`` (the same over all of the last 7 days) stands in where there is no such day;
+- lags in level units: ``last_same`` (the same interval of day ``i - 1``) and ``week_same``
+  (the same interval one week before ``t``, two weeks when that day is not known at ``i``),
+  both less the baseline, ``last_mean`` / ``last_max`` / ``last_min`` of day ``i - 1``, and
+  ``trend`` (the 7-day level over the 28-day level);
 - for each weather variable ``w`` (the day-ahead forecast of the interval, as issued): ``w``,
-  its day mean / max / min on ``t`` (``w_dmean``, ``w_dmax``, ``w_dmin``), and the same
-  interval and day mean on day ``i - 1`` (``w_last``, ``w_last_dmean``), so the model can learn
-  how load moves with the weather from the last known day.
+  its day mean / max / min on ``t`` (``w_dmean``, ``w_dmax``, ``w_dmin``), the same interval
+  and day mean on day ``i - 1`` (``w_last``, ``w_last_dmean``), the day mean's change from day
+  ``i - 1`` (``w_dmean_vs_last``), and the change of ``w`` and of ``w**2`` from their means
+  over the baseline's days (``w_vs_type``, ``w_sq_vs_type``): how far the target's weather is
+  from the weather the baseline was measured in.
 
-The target is the value divided by the level, so one model serves small feeders and a whole
-system alike, and follows level shifts.
+The model's target is the value divided by the level, less the baseline (see gbm): one model
+serves small feeders and a whole system alike, follows level shifts, and learns how a day
+departs from recent days of its type rather than each series' daily shape.
 """
 
 from __future__ import annotations
@@ -33,22 +39,27 @@ from smartgrid_assets.forecasting.grid import Grid, holiday_flags
 
 CALENDAR = ("step", "lead", "dow", "weekend", "holiday", "holiday_prev", "holiday_next")
 LAGS = (
+    "type_same",
+    "mean7_same",
     "last_same",
     "week_same",
-    "mean7_same",
     "last_mean",
     "last_max",
     "last_min",
     "trend",
 )
-WEATHER = ("", "_dmean", "_dmax", "_dmin", "_last", "_last_dmean")
+WEATHER = ("", "_dmean", "_dmax", "_dmin", "_last", "_last_dmean", "_dmean_vs_last")
+#: the change of each weather variable and of its square against the baseline days (the
+#: weather part of the target's change; load is U-shaped in temperature)
+WEATHER_CHANGE = ("_vs_type", "_sq_vs_type")
 LEVEL_FLOOR = 1e-9
+TYPE_DAYS = 14
 
 
 def feature_names(weather: Sequence[str], use_doy: bool) -> tuple[str, ...]:
     names = [*CALENDAR, *(("doy",) if use_doy else ()), *LAGS]
     for w in weather:
-        names.extend(f"{w}{suffix}" for suffix in WEATHER)
+        names.extend(f"{w}{suffix}" for suffix in (*WEATHER, *WEATHER_CHANGE))
     return tuple(names)
 
 
@@ -64,6 +75,19 @@ def _rolling_mean(a: np.ndarray, window: int) -> np.ndarray:
     count[:, window:] -= count[:, :-window].copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _rolling_same(a: np.ndarray, window: int) -> np.ndarray:
+    """(S, D, K) mean of the same interval over the ``window`` days ending at each day."""
+    n_s, n_d, n_k = a.shape
+    flat = _rolling_mean(a.transpose(0, 2, 1).reshape(-1, n_d), window)
+    return flat.reshape(n_s, n_k, n_d).transpose(0, 2, 1)
+
+
+def days_off(days: np.ndarray, tz: str) -> np.ndarray:
+    """Weekend or public holiday flags of local day numbers: the day type of a load profile."""
+    days = np.asarray(days, dtype=np.int64)
+    return ((days + 3) % 7 >= 5) | holiday_flags(days, tz)  # 1970-01-01 was a Thursday
 
 
 class LagTables:
@@ -82,10 +106,19 @@ class LagTables:
             }
         self.level7 = _rolling_mean(abs_mean, 7)
         self.level28 = _rolling_mean(abs_mean, 28)
-        self.mean7_same = _rolling_mean(hist.filled.transpose(0, 2, 1).reshape(-1, hist.n_days), 7)
-        self.mean7_same = self.mean7_same.reshape(hist.n_series, hist.steps, hist.n_days).transpose(
-            0, 2, 1
-        )
+        self.mean7_same = _rolling_same(hist.filled, 7)
+        off = days_off(hist.day_numbers(), hist.tz)
+        self.type_same = _by_day_type(hist.filled, off)
+        self.weather_type = {w: _by_day_type(v, off) for w, v in hist.weather.items()}
+        self.weather_sq_type = {w: _by_day_type(v**2, off) for w, v in hist.weather.items()}
+
+
+def _by_day_type(a: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(working days, days off): (S, D, K) means of the same interval over the days of that
+    type among the ``TYPE_DAYS`` days ending at each day."""
+    work = np.where(off[None, :, None], np.nan, a)
+    rest = np.where(off[None, :, None], a, np.nan)
+    return _rolling_same(work, TYPE_DAYS), _rolling_same(rest, TYPE_DAYS)
 
 
 def _at(a: np.ndarray, s: np.ndarray, d: np.ndarray, *rest: np.ndarray) -> np.ndarray:
@@ -93,6 +126,13 @@ def _at(a: np.ndarray, s: np.ndarray, d: np.ndarray, *rest: np.ndarray) -> np.nd
     ok = (d >= 0) & (d < a.shape[1])
     out = a[(s, np.where(ok, d, 0), *rest)].astype(float)
     return np.where(ok, out, np.nan)
+
+
+def _of_type(
+    tables: tuple[np.ndarray, np.ndarray], off: np.ndarray, s: np.ndarray, d: np.ndarray, k
+) -> np.ndarray:
+    """The working-day or day-off table at (s, d, k), by the day type ``off`` of each row."""
+    return np.where(off, _at(tables[1], s, d, k), _at(tables[0], s, d, k))
 
 
 def levels(lags: LagTables, s: np.ndarray, issue: np.ndarray) -> np.ndarray:
@@ -113,9 +153,10 @@ def design_matrix(
     weather_day_t: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     weather_names: Sequence[str],
     names: Sequence[str],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(n, len(names)) features and (n,) level of rows (series, target slot, interval, issue
-    slot) of ``hist``; ``weather_t`` / ``weather_day_t`` give each row's target weather."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, len(names)) features, (n,) level and (n,) baseline (level units) of rows (series,
+    target slot, interval, issue slot) of ``hist``; ``weather_t`` / ``weather_day_t`` give each
+    row's target weather."""
     lev = levels(lags, s, issue)
     day = hist.day0 + t
     dow = (day + 3) % 7  # 1970-01-01 was a Thursday
@@ -124,6 +165,11 @@ def design_matrix(
     at_day = day - (span[0] if len(span) else 0)
     week_src = t - 7 * np.maximum((t - issue) // 7 + 1, 1)
     last = issue - 1
+    off = (dow >= 5) | (hol[at_day] if len(span) else False)
+    type_same = _of_type(lags.type_same, off, s, last, k) / lev
+    mean7 = _at(lags.mean7_same, s, last, k) / lev
+    base = np.where(np.isfinite(type_same), type_same, mean7)
+    base = np.where(np.isfinite(base), base, 1.0)  # nothing in the last week: the level
     cols: dict[str, np.ndarray] = {
         "step": k.astype(float),
         "lead": (t - issue).astype(float),
@@ -132,9 +178,10 @@ def design_matrix(
         "holiday": hol[at_day].astype(float) if len(span) else np.zeros(0),
         "holiday_prev": hol[at_day - 1].astype(float) if len(span) else np.zeros(0),
         "holiday_next": hol[at_day + 1].astype(float) if len(span) else np.zeros(0),
-        "last_same": _at(hist.filled, s, last, k) / lev,
-        "week_same": _at(hist.filled, s, week_src, k) / lev,
-        "mean7_same": _at(lags.mean7_same, s, last, k) / lev,
+        "type_same": type_same,
+        "mean7_same": mean7,
+        "last_same": _at(hist.filled, s, last, k) / lev - base,
+        "week_same": _at(hist.filled, s, week_src, k) / lev - base,
         "last_mean": _at(lags.day_mean, s, last) / lev,
         "last_max": _at(lags.day_max, s, last) / lev,
         "last_min": _at(lags.day_min, s, last) / lev,
@@ -148,4 +195,8 @@ def design_matrix(
         cols[f"{w}_dmean"], cols[f"{w}_dmax"], cols[f"{w}_dmin"] = weather_day_t[w]
         cols[f"{w}_last"] = _at(hist.weather[w], s, last, k)
         cols[f"{w}_last_dmean"] = _at(lags.weather_day[w][0], s, last)
-    return np.column_stack([cols[n] for n in names]) if names else np.zeros((len(s), 0)), lev
+        cols[f"{w}_vs_type"] = cols[w] - _of_type(lags.weather_type[w], off, s, last, k)
+        cols[f"{w}_sq_vs_type"] = cols[w] ** 2 - _of_type(lags.weather_sq_type[w], off, s, last, k)
+        cols[f"{w}_dmean_vs_last"] = cols[f"{w}_dmean"] - cols[f"{w}_last_dmean"]
+    x = np.column_stack([cols[n] for n in names]) if names else np.zeros((len(s), 0))
+    return x, lev, base

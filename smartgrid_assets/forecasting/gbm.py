@@ -1,20 +1,27 @@
-"""The global gradient-boosted model: quantile regressors for P10 / P50 / P90 over all series.
+"""The global gradient-boosted model: one P50 regressor over all series, conformal P10 / P90.
 
-One model for every series (scikit-learn ``HistGradientBoostingRegressor`` with quantile loss),
-trained on every series' intervals of the ``train_days`` local days before the issue, each with
-the features it would have had at its own (virtual) issue (see features): only what was known
-then, and the weather forecast of its day, never what came after.
+One model for every series (scikit-learn ``HistGradientBoostingRegressor``), trained on every
+series' intervals of the ``train_days`` local days before the issue (a seeded sample of at most
+``max_train_rows`` of them: a global model of similar series learns as much from a sample, at a
+fraction of the time), each with the features it would have had at its own (virtual) issue
+(see features): only what was known then, and the weather forecast of its day, never what
+came after.
 
-Bands are calibrated by split conformal quantile regression: the P10 and P90 regressors are fit
-without the newest ``calibration_days`` training days; on those held-out days the shifts that
-put 10 % of the intervals below P10 and 10 % above P90 are measured (level-scaled units, pooled
-over series); P50 is fit on every training day. Quantile trees fit their own training tails too
-closely, so uncalibrated in-sample bands are too narrow; the held-out days fix that. The three
-quantiles are sorted per interval so P10 <= P50 <= P90.
+The target is the value over the series' level. A model trained on less than a year first
+takes off the baseline (``type_same``: the same interval's mean over recent days of the target's
+day type) and a least-squares line in the weather changes from the baseline's days, and its
+trees learn how the target day departs from them; with a year or more the trees learn the
+value directly (see Stages).
 
-With ``score=True`` a P50 regressor fit without the held-out days also forecasts them, which
-gives the fit's backtest score (``holdout``: MAE and naive-1d MAE on those days) that decides
-promotion in the registry.
+Bands are split conformal: a P50 regressor fit without the newest ``calibration_days``
+training days forecasts them, and the 10 % and 90 % quantiles of its errors on those held-out
+days (level units, pooled over series, per lead) are the offsets of P10 and P90 from P50. The
+held-out errors are honest out-of-sample errors, so the bands cover about 80 %; quantile
+regressors fit their own training tails too closely and cost a fit each. The same held-out
+forecasts give the fit's backtest score with ``score=True`` (``holdout``: MAE and naive-1d MAE
+on those days), which decides promotion in the registry. The forecasting P50 is then refit on
+every training day. A fit is therefore two regressor fits (one when there are too few days to
+hold any out: the bands then come from in-sample errors, which understate them).
 
 Skipped (NaN) for a series with fewer than ``min_days_gbm`` complete local days in the history
 it is forecast from, and for every series when the training set has fewer than
@@ -25,31 +32,89 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from smartgrid_assets.forecasting.config import QUANTILES, ForecastConfig
-from smartgrid_assets.forecasting.features import LagTables, design_matrix, feature_names
+from smartgrid_assets.forecasting.features import (
+    WEATHER_CHANGE,
+    LagTables,
+    design_matrix,
+    feature_names,
+)
 from smartgrid_assets.forecasting.grid import Grid
 from smartgrid_assets.forecasting.models import Forecaster, naive_sources, take_profiles
 
 LOW, MID, HIGH = QUANTILES
 
 
-def _regressor(quantile: float, config: ForecastConfig) -> HistGradientBoostingRegressor:
+def _regressor(config: ForecastConfig) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
-        loss="quantile",
-        quantile=quantile,
+        loss=config.loss,
         learning_rate=config.learning_rate,
         max_iter=config.max_iter,
         max_leaf_nodes=config.max_leaf_nodes,
         min_samples_leaf=config.min_samples_leaf,
         l2_regularization=config.l2_regularization,
+        max_bins=config.max_bins,
         early_stopping=False,
         random_state=config.random_state,
     )
+
+
+class Stages(NamedTuple):
+    """A fitted P50 in level units. ``offset``: the baseline, a least-squares line in the
+    weather changes (``linear``: their coefficients and the intercept) and the trees on what
+    they leave; else the trees on the value itself (``linear`` is its mean).
+
+    Trees cannot extrapolate: on a short history a weather change wider than any seen in
+    training gets the effect of the widest seen, and the daily shape of each series is copied
+    from the lags in coarse steps. The baseline carries the shape and the line carries the
+    weather effect on (as Prophet's weather regressors do), and the trees fit the rest. With a
+    year or more of history the trees have seen every season's weather and day types, learn
+    them directly and do better without (rMAE 0.305 against 0.360 on vic_elec, 0.716 against
+    0.777 on PJME)."""
+
+    offset: bool
+    linear: np.ndarray
+    columns: np.ndarray  # the weather-change columns of the design matrix
+    trees: HistGradientBoostingRegressor | None
+    constant: np.ndarray  # features held at 0: no value in the training rows
+
+    def predict(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        start = base + _line(self, x) if self.offset else _line(self, x)
+        return start + self.trees.predict(_prepare(self.constant, x))
+
+
+def _line(stages: Stages, x: np.ndarray) -> np.ndarray:
+    """The linear part; a missing weather change counts as no change."""
+    change = np.nan_to_num(x[:, stages.columns], nan=0.0, posinf=0.0, neginf=0.0)
+    return change @ stages.linear[:-1] + stages.linear[-1]
+
+
+def fit_stages(
+    x: np.ndarray,
+    y: np.ndarray,
+    base: np.ndarray,
+    columns: np.ndarray,
+    offset: bool,
+    config: ForecastConfig,
+) -> Stages:
+    """Fit ``y`` (level units) with or without the baseline and the weather line (``offset``).
+    A feature with no value in the training rows carries nothing and would break the binning:
+    it is held at 0 (in fitting and forecasting)."""
+    columns = columns if offset else np.zeros(0, np.int64)
+    target = y - base if offset else y
+    change = np.nan_to_num(x[:, columns], nan=0.0, posinf=0.0, neginf=0.0)
+    design = np.column_stack([change, np.ones(len(y))])
+    linear = np.linalg.lstsq(design, target, rcond=None)[0]
+    constant = np.isnan(x).all(axis=0)
+    stages = Stages(offset, linear, columns, None, constant)
+    trees = _regressor(config).fit(_prepare(constant, x), target - _line(stages, x))
+    return stages._replace(trees=trees)
 
 
 def _target_weather(
@@ -68,6 +133,19 @@ def _target_weather(
             stats = (np.nanmean(arr, 2), np.nanmax(arr, 2), np.nanmin(arr, 2))
         day[w] = tuple(x[s, j] for x in stats)
     return at, day
+
+
+def band_offsets(errors: np.ndarray, leads: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Lead -> (P10, P90) offsets from P50: the 10 % / 90 % quantiles of ``errors`` (actual -
+    P50) at that lead around their median, clipped so that P10 <= P50 <= P90. Centred, because
+    the forecasting P50 is refit on the held-out days: a bias it had there is gone, and
+    keeping it would shift the band off the forecast."""
+    out = {}
+    for lead in np.unique(leads):
+        e = errors[leads == lead]
+        lo, hi = np.quantile(e - np.median(e), [LOW, HIGH])
+        out[int(lead)] = (min(float(lo), 0.0), max(float(hi), 0.0))
+    return out
 
 
 def _rmae(hist: Grid, s, t, k, issue, p50) -> dict[str, float]:
@@ -98,23 +176,23 @@ class GlobalGBM(Forecaster):
     def __init__(self, config: ForecastConfig | None = None) -> None:
         self.config = config or ForecastConfig()
         self.refit_days = self.config.refit_days
-        self.models: dict[float, HistGradientBoostingRegressor] = {}
-        self.shifts = (0.0, 0.0)
+        self.model: Stages | None = None
+        self.bands: dict[int, tuple[float, float]] = {}  # lead -> P10 / P90 offsets (level units)
         self.weather: tuple[str, ...] = ()
         self.use_doy = False
         self.names: tuple[str, ...] = ()
-        self.constant: dict[float, np.ndarray] = {}  # quantile -> features held at 0
         self.holdout: dict[str, float] = {}
         self.train_rows = 0
 
     @property
     def fitted(self) -> bool:
-        return bool(self.models)
+        return self.model is not None
 
     # -- training -----------------------------------------------------------------------------
 
     def training_rows(self, hist: Grid) -> tuple[np.ndarray, ...]:
-        """(s, t, k, issue) of every present interval of the training window, per lead."""
+        """(s, t, k, issue) of every present interval of the training window, per lead; a
+        seeded sample of ``max_train_rows`` of them when there are more."""
         n = hist.n_days
         first = max(n - self.config.train_days, 0)
         parts = []
@@ -137,18 +215,16 @@ class GlobalGBM(Forecaster):
     def fit(self, hist: Grid, score: bool = False) -> GlobalGBM:
         super().fit(hist)
         cfg = self.config
-        self.models, self.constant, self.shifts, self.holdout = {}, {}, (0.0, 0.0), {}
+        self.model, self.bands, self.holdout = None, {}, {}
+        self.__dict__.pop("_held", None)
         self.weather = tuple(sorted(hist.weather))
         self.use_doy = hist.n_days >= 365 and cfg.train_days >= 365
         self.names = feature_names(self.weather, self.use_doy)
         s, t, k, issue = self.training_rows(hist)
-        lags = LagTables(hist)
-        w_t = {w: hist.weather[w][s, t, k] for w in self.weather}
-        w_day = {w: tuple(x[s, t] for x in lags.weather_day[w]) for w in self.weather}
-        x, lev = design_matrix(hist, lags, s, t, k, issue, w_t, w_day, self.weather, self.names)
+        x, lev, base = self._rows(hist, s, t, k, issue)
         y = hist.values[s, t, k] / lev
         ok = np.isfinite(y)
-        x, y, t, lev = x[ok], y[ok], t[ok], lev[ok]
+        s, t, k, issue, x, y, lev, base = (a[ok] for a in (s, t, k, issue, x, y, lev, base))
         self.train_rows = len(y)
         if len(y) < 2 * cfg.min_samples_leaf:
             return self
@@ -158,26 +234,19 @@ class GlobalGBM(Forecaster):
         proper = ~held
         with threadpool_limits(limits=cfg.n_threads, user_api="openmp"):
             if held.any() and proper.sum() >= 2 * cfg.min_samples_leaf:
-                for q in (LOW, HIGH):
-                    self._fit(q, x[proper], y[proper])
-                low = self._predict(LOW, x[held])
-                high = self._predict(HIGH, x[held])
-                lo, hi = np.minimum(low, high), np.maximum(low, high)
-                width = self._width(lo, hi)
-                self.shifts = (
-                    float(np.quantile((lo - y[held]) / width, 1.0 - LOW)),
-                    float(np.quantile((y[held] - hi) / width, HIGH)),
-                )
+                early = self._fit(x[proper], y[proper], base[proper])
+                mid = early.predict(x[held], base[held])
+                self.bands = band_offsets(y[held] - mid, (t - issue)[held])
                 if score:
-                    self._fit(MID, x[proper], y[proper])
-                    rows = (s[ok][held], t[held], k[ok][held], issue[ok][held])
-                    mid = self._predict(MID, x[held]) * lev[held]
-                    self._held = (*rows, mid)
-                    self.holdout = _rmae(hist, *rows, mid)
+                    rows = (s[held], t[held], k[held], issue[held])
+                    p50 = mid * lev[held]
+                    self._held = (*rows, p50)
+                    self.holdout = _rmae(hist, *rows, p50)
+                self.model = self._fit(x, y, base)
             else:
-                for q in (LOW, HIGH):
-                    self._fit(q, x, y)
-            self._fit(MID, x, y)
+                self.model = self._fit(x, y, base)
+                mid = self.model.predict(x, base)
+                self.bands = band_offsets(y - mid, t - issue)
         return self
 
     def __getstate__(self) -> dict:
@@ -185,18 +254,28 @@ class GlobalGBM(Forecaster):
         state.pop("_held", None)  # held-out rows of the last fit: not part of the model
         return state
 
+    def _rows(
+        self, hist: Grid, s, t, k, issue, weather: tuple[dict, dict] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features, level and baseline (level units) of rows of ``hist``; target weather from
+        ``weather`` (per-row values and day stats), else from ``hist`` itself."""
+        lags = LagTables(hist)
+        if weather is None:
+            w_t = {w: hist.weather[w][s, t, k] for w in self.weather}
+            w_day = {w: tuple(x[s, t] for x in lags.weather_day[w]) for w in self.weather}
+        else:
+            w_t, w_day = weather
+        return design_matrix(hist, lags, s, t, k, issue, w_t, w_day, self.weather, self.names)
+
     def predict_rows(self, hist: Grid, s, t, k, issue) -> np.ndarray:
         """P50 of rows (series, target slot, interval, issue slot) of ``hist`` whose target
         weather is in ``hist`` itself (held-out training days)."""
         missing = [w for w in self.weather if w not in hist.weather]
         if not self.fitted or missing:
             return np.full(len(s), np.nan)
-        lags = LagTables(hist)
-        w_t = {w: hist.weather[w][s, t, k] for w in self.weather}
-        w_day = {w: tuple(x[s, t] for x in lags.weather_day[w]) for w in self.weather}
-        x, lev = design_matrix(hist, lags, s, t, k, issue, w_t, w_day, self.weather, self.names)
+        x, lev, base = self._rows(hist, s, t, k, issue)
         with threadpool_limits(limits=self.config.n_threads, user_api="openmp"):
-            return self._predict(MID, x) * lev
+            return self.model.predict(x, base) * lev
 
     def compare_on_holdout(self, hist: Grid, other: GlobalGBM) -> tuple[float, float]:
         """rMAE of this fit's held-out P50 and of ``other`` on the same held-out points that
@@ -217,27 +296,12 @@ class GlobalGBM(Forecaster):
         b = _rmae(hist, *rows, theirs[both]).get("holdout_rmae", float("nan"))
         return a, b
 
-    def _width(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """The scale of the conformal scores: the band's own width (level units), floored."""
-        if not self.config.scaled_bands:
-            return np.ones(len(lo))
-        return np.maximum(hi - lo, 0.01)
-
-    def _fit(self, q: float, x: np.ndarray, y: np.ndarray) -> None:
-        """Fit the ``q`` regressor. A feature with no value in its training rows carries nothing
-        and would break the binning: it is held at 0 (in fitting and forecasting)."""
-        self.constant[q] = np.isnan(x).all(axis=0)
-        self.models[q] = _regressor(q, self.config).fit(self._prepare(q, x), y)
-
-    def _predict(self, q: float, x: np.ndarray) -> np.ndarray:
-        return self.models[q].predict(self._prepare(q, x))
-
-    def _prepare(self, q: float, x: np.ndarray) -> np.ndarray:
-        constant = self.constant.get(q)
-        if constant is not None and constant.any():
-            x = x.copy()
-            x[:, constant] = 0.0
-        return x
+    def _fit(self, x: np.ndarray, y: np.ndarray, base: np.ndarray) -> Stages:
+        """The P50 stages; the baseline and the weather line only for a model trained on less
+        than a year (one that reads the day of year has seen every season: see Stages)."""
+        columns = [self.names.index(f"{w}{c}") for w in self.weather for c in WEATHER_CHANGE]
+        columns = np.array(columns, dtype=np.int64)
+        return fit_stages(x, y, base, columns, not self.use_doy, self.config)
 
     # -- forecasting --------------------------------------------------------------------------
 
@@ -260,15 +324,26 @@ class GlobalGBM(Forecaster):
         missing = [w for w in self.weather if w not in hist.weather]
         if missing:
             raise ValueError(f"the history lacks the weather the model was trained on: {missing}")
-        lags = LagTables(hist)
-        w_t, w_day = _target_weather(hist, weather, self.weather, s, j, k)
-        x, lev = design_matrix(hist, lags, s, t, k, issue, w_t, w_day, self.weather, self.names)
+        target_weather = _target_weather(hist, weather, self.weather, s, j, k)
+        x, lev, base = self._rows(hist, s, t, k, issue, target_weather)
         with threadpool_limits(limits=self.config.n_threads, user_api="openmp"):
-            pred = np.column_stack([self._predict(q, x) for q in QUANTILES])
-        pred = np.sort(pred, axis=1)
-        width = self._width(pred[:, 0], pred[:, 2])
-        pred[:, 0] -= self.shifts[0] * width
-        pred[:, 2] += self.shifts[1] * width
-        pred = np.sort(pred, axis=1) * lev[:, None]
-        out[s, j, k] = pred
+            mid = self.model.predict(x, base)
+        lead = t - issue
+        offsets = np.zeros((len(s), 2))
+        for value in np.unique(lead):
+            offsets[lead == value] = self._band(int(value))
+        pred = np.column_stack([mid + offsets[:, 0], mid, mid + offsets[:, 1]])
+        out[s, j, k] = pred * lev[:, None]
         return out
+
+    def _band(self, lead: int) -> tuple[float, float]:
+        """The P10 / P90 offsets at ``lead``; those of the farthest calibrated lead (the widest
+        as a rule) for a lead the model was not calibrated at."""
+        return self.bands.get(lead) or self.bands[max(self.bands)]
+
+
+def _prepare(constant: np.ndarray, x: np.ndarray) -> np.ndarray:
+    if constant.any():
+        x = x.copy()
+        x[:, constant] = 0.0
+    return x

@@ -308,8 +308,8 @@ def train_and_register(
         "champion_rmae": champ_score,
         "train_rows": float(model.train_rows),
         "fit_seconds": seconds,
-        "conformal_shift_low": model.shifts[0],
-        "conformal_shift_high": model.shifts[1],
+        **{f"band_p10_lead{lead}": lo for lead, (lo, _) in model.bands.items()},
+        **{f"band_p90_lead{lead}": hi for lead, (_, hi) in model.bands.items()},
     }
     tags = {
         "cutoff": day_of(cutoff).isoformat(),
