@@ -189,6 +189,24 @@ def test_gbm_bands_are_held_out_errors_around_their_median():
     assert band_offsets(np.full(10, 5.0), np.ones(10))[1] == (0.0, 0.0)  # P10 <= P50 <= P90
 
 
+def test_gbm_band_reaches_further_for_weather_beyond_the_training_range(grid):
+    hist = grid.until(grid.n_days - 2)
+    model = make_model("gbm", FAST).fit(hist)
+    low, high = model.model.seen[0]
+    target = [hist.end_day]
+    inside = {"temp": np.full((grid.n_series, 1, grid.steps), (low + high) / 2)}
+    outside = {"temp": np.full((grid.n_series, 1, grid.steps), high + 15.0)}
+    a = model.predict(hist, target, inside)
+    b = model.predict(hist, target, outside)
+    assert (b[..., 0] <= b[..., 1]).all() and (b[..., 1] <= b[..., 2]).all()
+    width_in = a[..., 2] - a[..., 0]
+    width_out = b[..., 2] - b[..., 0]
+    # the part of the weather line beyond the seen range widens both sides by as much
+    reach = (width_out - width_in) / 2
+    assert (reach > 0).all()
+    np.testing.assert_allclose(b[..., 2] - b[..., 1] - (a[..., 2] - a[..., 1]), reach, rtol=1e-6)
+
+
 def test_gbm_reads_the_baseline_only_on_less_than_a_year(grid):
     short = make_model("gbm", FAST).fit(grid)
     assert short.model.offset and len(short.model.linear) == 3  # temp, temp**2, intercept
