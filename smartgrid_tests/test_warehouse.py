@@ -47,6 +47,20 @@ def test_replace_by_match_and_window_is_idempotent(wh: DuckDBWarehouse) -> None:
     assert _rows(wh, "SELECT v FROM x ORDER BY v") == [{"v": 2}]
 
 
+def test_a_table_from_an_earlier_version_gains_new_columns(wh: DuckDBWarehouse) -> None:
+    """A contract that adds a nullable column (forecasts gained p50_base) writes into the
+    table an earlier version created; its old rows read the new column as null."""
+    old = pa.table({"day": ["d1", "d2"], "p50": [1.0, 2.0]})
+    wh.replace("forecasts", old)
+    new = pa.table({"day": ["d2"], "p50": [3.0], "p50_base": [2.5]})
+    wh.replace("forecasts", new, match={"day": ["d2"]})
+    wh.replace("forecasts", new, match={"day": ["d2"]})  # the column is there now
+    assert wh.read("SELECT * FROM forecasts ORDER BY day").to_pylist() == [
+        {"day": "d1", "p50": 1.0, "p50_base": None},
+        {"day": "d2", "p50": 3.0, "p50_base": 2.5},
+    ]
+
+
 def test_analyst_queries_see_tables_and_lake_views(wh: DuckDBWarehouse) -> None:
     wh.replace("meters", pa.table({"meter_id": ["M1", "M2"]}))
     readings = pa.table(

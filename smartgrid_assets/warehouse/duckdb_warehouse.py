@@ -89,6 +89,7 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(
                     f"CREATE TABLE IF NOT EXISTS {_q(table)} AS SELECT * FROM __data LIMIT 0"
                 )
+                _add_new_columns(con, table)
                 where, params = _match_sql(match, window)
                 con.execute(f"DELETE FROM {_q(table)} WHERE {where}", params)
                 cols = ", ".join(_q(c) for c in data.column_names)
@@ -189,3 +190,19 @@ def _match_sql(
             parts.append(f"{_q(column)} IS NULL")
         clauses.append("(" + " OR ".join(parts) + ")" if parts else "false")
     return " AND ".join(clauses) or "true", params
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Columns a newer contract added (nullable) are added to a table an earlier version
+    created, so the write that brings them succeeds and older rows read as null."""
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            [table],
+        ).fetchall()
+    }
+    for name, column_type, *_ in con.execute("DESCRIBE SELECT * FROM __data").fetchall():
+        if name not in present:
+            con.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {column_type}")

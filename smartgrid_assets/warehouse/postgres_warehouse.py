@@ -257,6 +257,7 @@ class PostgresWarehouse(Warehouse):
             # Serialises creating a table two writers might both find missing.
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"smartgrid:{table}"])
             cur.execute(pgsql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(_q(table), columns))
+            _add_new_columns(cur, table, data.schema)
             cur.execute(pgsql.SQL("DELETE FROM {} WHERE ").format(_q(table)) + where, params)
             if data.num_rows:
                 # With a header: pyarrow writes garbage for a headerless table whose first
@@ -385,3 +386,26 @@ def _plain(value: object) -> object:
     if hasattr(value, "item") and not isinstance(value, (str, bytes, date, datetime, Decimal)):
         return value.item()
     return value
+
+
+def _add_new_columns(cur: psycopg.Cursor, table: str, schema: pa.Schema) -> None:
+    """Columns a newer contract added (nullable) are added to a table an earlier version
+    created, so the write that brings them succeeds and older rows read as null. Only missing
+    ones: ALTER TABLE locks the table against readers until the write commits."""
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = %s",
+        [table],
+    )
+    present = {row[0] for row in cur.fetchall()}
+    missing = [f for f in schema if f.name not in present]
+    if missing:
+        cur.execute(
+            pgsql.SQL("ALTER TABLE {} {}").format(
+                _q(table),
+                pgsql.SQL(", ").join(
+                    pgsql.SQL("ADD COLUMN {} {}").format(_q(f.name), pgsql.SQL(_pg_type(f.type)))
+                    for f in missing
+                ),
+            )
+        )
