@@ -110,7 +110,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _print_cleaning(cleaning: dict) -> None:
-    print(f"one local day: {cleaning['meters']:,} meters, {cleaning['readings']:,} readings")
+    print(
+        f"one local day: {cleaning['meters']:,} meters, {cleaning['readings']:,} readings "
+        f"(median of {cleaning['repeats']} runs of each path)"
+    )
     for path in cleaning["paths"]:
         print(
             f"  {path['name']:<48} {path['seconds']:7.2f} s  "
@@ -118,7 +121,7 @@ def _print_cleaning(cleaning: dict) -> None:
         )
     print(
         f"  ratio assets / hand SQL: {cleaning['ratio_assets_to_hand_sql']:.2f}x "
-        f"(target >= {cleaning['target_ratio']}x)"
+        f"(target >= {cleaning['target_ratio']}x; runs {cleaning['ratios_of_runs']})"
     )
 
 
