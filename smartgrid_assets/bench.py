@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import resource
+import shutil
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -29,6 +31,9 @@ from smartgrid_assets.days import day_bounds_utc
 from smartgrid_assets.ingest.files import constant
 from smartgrid_assets.pipeline.readings import RAW_ORDER
 from smartgrid_assets.settings import load_settings
+
+if TYPE_CHECKING:
+    from smartgrid_assets.platform import Platform
 
 BENCH_DAY = date(2026, 3, 17)
 BENCH_TZ = "UTC"
@@ -120,7 +125,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _platform(home: Path):
+def _platform(home: Path) -> Platform:
     import dataclasses
 
     from smartgrid_assets.platform import Platform
@@ -172,11 +177,12 @@ def _hand_sql_path(home: str, readings: int) -> PathResult:
     return PathResult(name, elapsed, readings, rows, _peak_rss_mb())
 
 
-def _in_fresh_process(target, home: Path, readings: int) -> PathResult:
-    """Run one path in a new process, so its peak memory is its own; its errors surface here."""
+def _in_fresh_process(target, *args):
+    """Run `target(*args)` in a new process, so its peak memory is its own; its errors surface
+    here."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(target, str(home), readings).result()
+        return pool.submit(target, *args).result()
 
 
 def run_bench(meters: int = 60_000, seed: int = 0, repeats: int = 3) -> dict:
@@ -193,8 +199,8 @@ def run_bench(meters: int = 60_000, seed: int = 0, repeats: int = 3) -> dict:
         del platform
         runs = [
             (
-                _in_fresh_process(_hand_sql_path, home, raw.num_rows),
-                _in_fresh_process(_asset_path, home, raw.num_rows),
+                _in_fresh_process(_hand_sql_path, str(home), raw.num_rows),
+                _in_fresh_process(_asset_path, str(home), raw.num_rows),
             )
             for _ in range(repeats)
         ]
@@ -310,9 +316,10 @@ def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0) -> dic
 # ---- data quality checks: their cost on one local day -------------------------------------
 EXPORT_FILES = 12
 EXPORT_COLUMNS = ["meter_id", "ts", "interval_minutes", "channel", "kwh"]
+ASSET_STEPS = ("raw_readings", "cleaned_readings", "meter_hourly")
 
 
-def _land_exports(platform, raw: pa.Table) -> None:
+def _land_exports(platform: Platform, raw: pa.Table) -> None:
     """The raw day as a head-end delivers it: `EXPORT_FILES` Parquet exports of meter ranges,
     then the re-delivered readings in a later file."""
     late = pc.equal(raw["source_file"], "readings/late.csv")
@@ -333,8 +340,6 @@ def _materialize_partition(template: str, home: str, with_checks: bool) -> dict:
     with or without the quality suites their steps run (an @asset's checks run in its own
     step: `run_checks` on the day, timed where the step calls them). GX is imported before the
     clock starts and timed apart: a run worker pays that once per run, not per partition."""
-    import shutil
-
     from smartgrid_assets.pipeline.features import build_meter_hourly
     from smartgrid_assets.pipeline.readings import clean_readings, ingest_raw_readings
     from smartgrid_assets.quality import run_checks
@@ -368,15 +373,6 @@ def _materialize_partition(template: str, home: str, with_checks: bool) -> dict:
     }
 
 
-def _in_fresh_process_call(target, *args) -> dict:
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(target, *args).result()
-
-
-ASSET_STEPS = ("raw_readings", "cleaned_readings", "meter_hourly")
-
-
 def run_quality_bench(meters: int = 60_000, seed: int = 0, repeats: int = 2) -> dict:
     """One local day of `meters` x 96 quarter hours landed as exports: the partition's
     readings-level assets (raw_readings, cleaned_readings, meter_hourly) materialized with and
@@ -395,7 +391,7 @@ def run_quality_bench(meters: int = 60_000, seed: int = 0, repeats: int = 2) -> 
             for with_checks in (False, True):
                 home = str(Path(tmp) / f"run-{run}-{with_checks}")
                 runs[with_checks].append(
-                    _in_fresh_process_call(_materialize_partition, str(template), home, with_checks)
+                    _in_fresh_process(_materialize_partition, str(template), home, with_checks)
                 )
 
     def materialize(run: dict) -> float:

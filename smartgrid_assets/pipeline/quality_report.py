@@ -136,7 +136,35 @@ def quarantined_files(platform: Platform, days: list[date]) -> pa.Table:
 
 
 # ---- the report --------------------------------------------------------------------------
-_FEEDER_SQL = """
+#: the sufficiency counts of a day and feeder (meter_day_sufficiency summed), zero when absent
+_SUFFICIENCY_COUNTS = (
+    "intervals_expected",
+    "intervals_actual",
+    "intervals_estimated",
+    "intervals_edited",
+    "intervals_suspect",
+    "intervals_missing",
+)
+
+
+def _sufficiency_columns(alias: str) -> str:
+    """The counts from `alias`, zero where it has no row, with the sufficiency they give."""
+    counts = [f"coalesce({alias}.{c}, 0) AS {c}" for c in _SUFFICIENCY_COUNTS]
+    return ",\n       ".join(
+        [
+            *counts,
+            f"{alias}.intervals_actual / nullif({alias}.intervals_expected, 0) AS sufficiency",
+            f"coalesce({alias}.meter_channels_below_90pct, 0) AS meter_channels_below_90pct,",
+        ]
+    )
+
+
+def _summed_counts() -> str:
+    columns = [*_SUFFICIENCY_COUNTS, "meter_channels_below_90pct"]
+    return ",\n           ".join(f"sum({c}) AS {c}" for c in columns) + ","
+
+
+_FEEDER_SQL = f"""
 WITH m AS (
     SELECT meter_id, coalesce(feeder_id, $none) AS feeder_id, installed_at, removed_at
     FROM meters
@@ -183,16 +211,9 @@ WITH m AS (
 SELECT k.local_day, k.feeder_id,
        coalesce(a.meters, 0) AS meters,
        coalesce(s.meters_reporting, 0) AS meters_reporting,
-       coalesce(s.intervals_expected, 0) AS intervals_expected,
-       coalesce(s.intervals_actual, 0) AS intervals_actual,
-       coalesce(s.intervals_estimated, 0) AS intervals_estimated,
-       coalesce(s.intervals_edited, 0) AS intervals_edited,
-       coalesce(s.intervals_suspect, 0) AS intervals_suspect,
-       coalesce(s.intervals_missing, 0) AS intervals_missing,
-       s.intervals_actual / nullif(s.intervals_expected, 0) AS sufficiency,
-       coalesce(s.meter_channels_below_90pct, 0) AS meter_channels_below_90pct,
+       {_sufficiency_columns("s")}
        coalesce(f.intervals_flagged, 0) AS intervals_flagged,
-       coalesce(CAST(v.vee_flags AS VARCHAR), '{}') AS vee_flags,
+       coalesce(CAST(v.vee_flags AS VARCHAR), '{{}}') AS vee_flags,
        coalesce(r.rows_rejected, 0) AS rows_rejected,
        NULL AS files_quarantined, NULL AS checks_passed, NULL AS checks_failed
 FROM keys k
@@ -203,16 +224,10 @@ LEFT JOIN vee v USING (local_day, feeder_id)
 LEFT JOIN rej r USING (local_day, feeder_id)
 """
 
-_DAY_SQL = """
+_DAY_SQL = f"""
 WITH totals AS (
     SELECT local_day, sum(meters) AS meters, sum(meters_reporting) AS meters_reporting,
-           sum(intervals_expected) AS intervals_expected,
-           sum(intervals_actual) AS intervals_actual,
-           sum(intervals_estimated) AS intervals_estimated,
-           sum(intervals_edited) AS intervals_edited,
-           sum(intervals_suspect) AS intervals_suspect,
-           sum(intervals_missing) AS intervals_missing,
-           sum(meter_channels_below_90pct) AS meter_channels_below_90pct,
+           {_summed_counts()}
            sum(intervals_flagged) AS intervals_flagged
     FROM feeders GROUP BY local_day
 ), rules AS (
@@ -235,16 +250,9 @@ WITH totals AS (
 )
 SELECT d.local_day, NULL AS feeder_id,
        coalesce(t.meters, 0) AS meters, coalesce(t.meters_reporting, 0) AS meters_reporting,
-       coalesce(t.intervals_expected, 0) AS intervals_expected,
-       coalesce(t.intervals_actual, 0) AS intervals_actual,
-       coalesce(t.intervals_estimated, 0) AS intervals_estimated,
-       coalesce(t.intervals_edited, 0) AS intervals_edited,
-       coalesce(t.intervals_suspect, 0) AS intervals_suspect,
-       coalesce(t.intervals_missing, 0) AS intervals_missing,
-       t.intervals_actual / nullif(t.intervals_expected, 0) AS sufficiency,
-       coalesce(t.meter_channels_below_90pct, 0) AS meter_channels_below_90pct,
+       {_sufficiency_columns("t")}
        coalesce(t.intervals_flagged, 0) AS intervals_flagged,
-       coalesce(CAST(v.vee_flags AS VARCHAR), '{}') AS vee_flags,
+       coalesce(CAST(v.vee_flags AS VARCHAR), '{{}}') AS vee_flags,
        coalesce(r.rows_rejected, 0) AS rows_rejected,
        coalesce(q.files_quarantined, 0) AS files_quarantined,
        coalesce(c.checks_passed, 0) AS checks_passed,
