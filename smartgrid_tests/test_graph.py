@@ -33,7 +33,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Platform, Path, dic
     synthesize(utility, meters=120, days=DAYS, seed=3, tz=TEST_TZ, start=START)
     settings = dataclasses.replace(load_settings({"SMARTGRID_HOME": str(home)}), tz=TEST_TZ)
     platform = Platform(settings)
-    land_tree(platform.landing, utility)
+    land_tree(platform.landing, utility, late_arrival=START + timedelta(days=DAYS))
     instance = dg.DagsterInstance.ephemeral()
     materialize(platform, ["meters"], instance)
     materialize(platform, DAILY_ASSETS, instance, START, TWO[0] - timedelta(days=1))

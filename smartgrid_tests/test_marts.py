@@ -142,7 +142,7 @@ def _build(target: str, home: Path, utility: Path, pg=None) -> Built:
     if pg is not None:
         env |= {"SMARTGRID_WAREHOUSE_URL": pg.url, "SMARTGRID_ANALYST_ROLE": pg.analyst_role}
     platform = Platform(dataclasses.replace(load_settings(env), tz=TEST_TZ))
-    land_tree(platform.landing, utility)
+    land_tree(platform.landing, utility, late_arrival=START + timedelta(days=DAYS))
     results = [_materialize(platform, ["meters"])]
     results.append(_materialize(platform, DAILY_ASSETS, START, MIDDLE))
     oids = _oids(pg.url) if pg is not None else {}

@@ -161,7 +161,7 @@ def test_each_readings_check_fails_on_what_it_guards_against(graph, asset, check
     assert not failed.passed and failed.unexpected_count >= 1
     assert failed.sample and failed.sample[0]["expectation"]
     assert any(not o.passed and o.unexpected_count for o in failed.expectations)
-    blocking = asset == "cleaned_readings" and check != "cleaned_estimated_share"
+    blocking = asset == "cleaned_readings"
     assert failed.blocking == blocking
     assert failed.severity == (quality.ERROR if blocking else quality.WARN)
 

@@ -133,7 +133,7 @@ def test_late_file_rematerializes_its_day_and_nothing_else(
     platform = Platform(dataclasses.replace(local_settings, tz=TEST_TZ))
     utility = tmp_path / "utility"
     synthesize(utility, meters=40, days=4, seed=5, tz=TEST_TZ, start=date(2026, 3, 2))
-    land_tree(platform.landing, utility, arrived=date(2026, 3, 6))
+    land_tree(platform.landing, utility, arrived=date(2026, 3, 6), late_arrival=date(2026, 3, 6))
     instance = dg.DagsterInstance.ephemeral()
     materialize(platform, ["meters"], instance)
     materialize(platform, DAILY_ASSETS, instance, date(2026, 3, 2), date(2026, 3, 5))

@@ -27,9 +27,11 @@ def land_tree(
     folder: Path,
     skip: tuple[str, ...] = ("late/",),
     arrived: date | None = None,
+    late_arrival: date | None = None,
 ) -> list[LandedFile]:
     """Land every export under `folder` (kind = its first folder), keyed by arrival day and its
-    path below the kind; folders in `skip` wait.
+    path below the kind; folders in `skip` wait. With `late_arrival`, the exports the synthetic
+    utility holds back under `late/` land too, as arriving on that day.
 
     Landing the same tree twice lands nothing new: identical files are no-ops.
     """
@@ -42,4 +44,6 @@ def land_tree(
             continue
         kind, name = relative.split("/", 1)
         landed.append(landing.put(arrival_key(kind, name, arrived), path.read_bytes()))
+    if late_arrival is not None and (folder / "late").is_dir():
+        landed += land_tree(landing, folder / "late", skip=(), arrived=late_arrival)
     return landed

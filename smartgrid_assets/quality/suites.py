@@ -404,11 +404,11 @@ GROUPS: tuple[Group, ...] = (
     Group(
         "cleaned_readings",
         "cleaned_estimated_share",
-        "Estimated values under the threshold share of the day. A warning, not blocking: a "
-        "day whose export arrives late is estimated until the file lands and re-runs it.",
+        "Estimated values under the threshold share of the day: a day whose export has not "
+        "arrived is mostly estimated, and waits until the file lands and re-runs it.",
         "cleaned_series",
-        blocking=False,
-        severity=WARN,
+        blocking=True,
+        severity=ERROR,
         keys=SERIES_KEYS,
         build=_cleaned_estimated,
     ),
