@@ -369,6 +369,26 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
+def is_string(data_type: pa.DataType) -> bool:
+    """A string column, plain or as a dictionary of strings."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
+
+
+def dictionary_strings(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its string columns as dictionaries (int32 indices): the same values
+    without a string per row, for data made from a few distinct strings (VEE's output) and for
+    readers that group or join by them."""
+    return pa.schema(
+        [
+            f.with_type(pa.dictionary(pa.int32(), f.type)) if is_string(f.type) else f
+            for f in schema
+        ],
+        metadata=schema.metadata,
+    )
+
+
 def project(schema: pa.Schema, names: tuple[str, ...]) -> pa.Schema:
     """`schema` restricted to `names`: what a step reads when it needs only those columns."""
     return pa.schema([schema.field(name) for name in names], metadata=schema.metadata)

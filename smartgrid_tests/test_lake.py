@@ -11,7 +11,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from smartgrid_assets.lake import Lake, LakeError, dictionary_strings
+from smartgrid_assets.contract import dictionary_strings
+from smartgrid_assets.lake import Lake, LakeError
 from smartgrid_assets.lake import store as lake_store
 from smartgrid_assets.settings import Settings
 

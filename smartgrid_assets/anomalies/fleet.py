@@ -111,7 +111,8 @@ def prepare(
         tz=tz,
         as_of=end + dt.timedelta(days=_LATE_DAYS + 1),
     )
-    return result.cleaned, meter_hourly(result.cleaned, tz)
+    cleaned = result.cleaned.cast(contract.CLEANED_READINGS)  # the detectors sort by strings
+    return cleaned, meter_hourly(cleaned, tz)
 
 
 def meter_days(cleaned: pa.Table, tz: str) -> int:

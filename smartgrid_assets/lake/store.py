@@ -37,6 +37,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from smartgrid_assets.contract import is_string
+
 if TYPE_CHECKING:
     from smartgrid_assets.settings import Settings
 
@@ -192,7 +194,7 @@ class Lake:
                 parquet = pq.ParquetFile(
                     source,
                     metadata=footer.metadata,
-                    read_dictionary=[f.name for f in columns if _is_string(f.type)],
+                    read_dictionary=[f.name for f in columns if is_string(f.type)],
                 )
                 return parquet.read(columns=[f.name for f in columns])
             except (pa.ArrowInvalid, OSError) as exc:
@@ -205,9 +207,7 @@ class Lake:
         are dictionary-encoded; dictionaries of their mostly distinct times and values cost
         twice the encoding time of the whole file and save little."""
         strings = (
-            [f.name for f in data.schema if _is_string(f.type)]
-            if isinstance(data, pa.Table)
-            else []
+            [f.name for f in data.schema if is_string(f.type)] if isinstance(data, pa.Table) else []
         )
         self._write(
             _check_path(path, self.url), data, PARQUET_OPTIONS | {"use_dictionary": strings}
@@ -260,7 +260,7 @@ class Lake:
         """The ``day`` partition of ``table`` (None if absent); with ``schema``, conformed to it
         (columns selected and cast; missing nullable columns filled with nulls; a ``day``
         field in ``schema`` is filled from the partition). A string column the schema types
-        as a dictionary of strings (see ``dictionary_strings``) is returned as stored, for
+        as a dictionary of strings (see ``contract.dictionary_strings``) is returned as stored, for
         readers that only group or compare by it."""
         if schema is None:
             return self._read(self._partition_rel(table, day))
@@ -318,24 +318,6 @@ class Lake:
 
 
 # ---- helpers ----------------------------------------------------------------------------
-def dictionary_strings(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with its string columns as dictionaries: what a reader that groups or joins
-    by them asks for, so they are never decoded into plain strings."""
-    return pa.schema(
-        [
-            f.with_type(pa.dictionary(pa.int32(), f.type)) if _is_string(f.type) else f
-            for f in schema
-        ],
-        metadata=schema.metadata,
-    )
-
-
-def _is_string(data_type: pa.DataType) -> bool:
-    if pa.types.is_dictionary(data_type):
-        data_type = data_type.value_type
-    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
-
-
 def _s3_options(
     endpoint_url: str | None, key_id: str | None, secret: str | None, region: str | None
 ) -> dict[str, Any]:

@@ -8,14 +8,15 @@ import pyarrow as pa
 
 from smartgrid_assets import contract
 from smartgrid_assets.features.hourly import CLEANED_COLUMNS, feeder_hourly, meter_hourly
-from smartgrid_assets.lake import dictionary_strings
 from smartgrid_assets.pipeline.readings import window_bounds, write_days
 from smartgrid_assets.pipeline.registry import current_meters
 from smartgrid_assets.platform import Platform
 
 
 def build_meter_hourly(platform: Platform, days: list[date]) -> dict[str, int]:
-    schema = dictionary_strings(contract.project(contract.CLEANED_READINGS, CLEANED_COLUMNS))
+    schema = contract.dictionary_strings(
+        contract.project(contract.CLEANED_READINGS, CLEANED_COLUMNS)
+    )
     cleaned = platform.lake.read_days("cleaned_readings", days, schema)
     return write_days(platform, "meter_hourly", meter_hourly(cleaned, platform.tz), days)
 

@@ -187,7 +187,5 @@ def _clean_day(
                 results.append(result)
                 yield result.cleaned
 
-    platform.lake.write_partition_parts(
-        "cleaned_readings", day, contract.CLEANED_READINGS, cleaned()
-    )
+    platform.lake.write_partition_parts("cleaned_readings", day, vee.CLEANED_ARROW, cleaned())
     return results

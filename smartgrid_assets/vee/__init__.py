@@ -1,10 +1,11 @@
 """VEE: validation, estimation and editing of interval readings (plain Python, no Dagster).
 
 ``apply(readings, meters, window_start=..., window_end=..., tz=..., as_of=..., config=...)``
-returns a `VeeResult`: the cleaned readings of the window (CLEANED_READINGS, sorted by
-meter_id, channel, ts), a data-sufficiency table per meter, channel and local day
-(`SUFFICIENCY`), and how many window rows each rule fired on. One module per rule family lives
-in `rules/`; `estimation.py` fills short gaps; `engine.py` composes them, vectorised.
+returns a `VeeResult`: the cleaned readings of the window (CLEANED_READINGS with its strings
+as dictionaries, `CLEANED_ARROW`, sorted by meter_id, channel, ts), a data-sufficiency table
+per meter, channel and local day (`SUFFICIENCY`), and how many window rows each rule fired on.
+One module per rule family lives in `rules/`; `estimation.py` fills short gaps; `engine.py`
+composes them, vectorised.
 
 Calling it from an asset:
 
@@ -25,12 +26,13 @@ Calling it from an asset:
 
 from . import estimation, flags, timegrid
 from .config import DEFAULT_CLASS_LIMITS_KW, VEE_VERSION, VeeConfig
-from .engine import VeeResult, apply
+from .engine import CLEANED_ARROW, VeeResult, apply
 from .flags import RULES, SUSPECT_RULES
 from .schemas import SUFFICIENCY
 from .shards import Shard, meter_shards
 
 __all__ = [
+    "CLEANED_ARROW",
     "DEFAULT_CLASS_LIMITS_KW",
     "RULES",
     "SUFFICIENCY",

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..contract import CHANNELS, CLEANED_READINGS, READINGS, UTC_TS, conform
+from ..contract import CHANNELS, CLEANED_READINGS, READINGS, UTC_TS, conform, dictionary_strings
 from . import estimation, flags
 from .arrays import SortedGroups, group_ends, rows_of, same_as_previous, segment_ids
 from .config import VEE_VERSION, VeeConfig
@@ -48,13 +48,18 @@ from .schemas import SUFFICIENCY
 from .timegrid import US_PER_MINUTE, day_index, local_days, to_us
 
 EPOCH = dt.date(1970, 1, 1)
+#: CLEANED_READINGS as VEE returns it and the lake stores it: every string column as a
+#: dictionary (meter ids, channels, source files, quality letters and the VEE version repeat on
+#: every row; a string per row costs more to build than the whole Parquet encoding of them)
+CLEANED_ARROW = dictionary_strings(CLEANED_READINGS)
 
 
 @dataclass(frozen=True)
 class VeeResult:
     """Outcome of one VEE run over a window.
 
-    - `cleaned`: CLEANED_READINGS rows whose ts is in [window_start, window_end);
+    - `cleaned`: CLEANED_READINGS rows (as CLEANED_ARROW) whose ts is in [window_start,
+      window_end);
     - `sufficiency`: per meter_id, channel, local_day (see `schemas.SUFFICIENCY`);
     - `flags_by_rule`: rows of `cleaned` on which each rule fired (every rule listed);
     - `rows_in`: input readings whose ts as landed is in the window (context rows excluded);
@@ -646,7 +651,7 @@ def apply(
     by_quality = np.bincount(o_code, minlength=n_cells * 4).reshape(n_cells, 4)
     del o_code
     channel = _channel_array(o_gkey & 1)
-    meter_id = reg.ids.take(pa.array(o_gkey >> 1))
+    meter_id = _dictionary((o_gkey >> 1).astype(np.int32), reg.ids)
     del o_gkey
     o_interval = _merge(interval, o_row, e_pos, dominant[e_gkey // 2].astype(np.int32))
     del interval
@@ -664,7 +669,7 @@ def apply(
     del o_row
     source_file = pa.DictionaryArray.from_arrays(
         pa.array(codes, type=pa.int32(), mask=codes < 0), names
-    ).cast(pa.string())
+    )
     del codes
     cleaned = pa.table(
         {
@@ -681,7 +686,7 @@ def apply(
             "ts_raw": pa.array(o_ts_raw, type=pa.int64(), mask=is_est).cast(UTC_TS),
         }
     )
-    cleaned = conform(cleaned, CLEANED_READINGS)
+    cleaned = conform(cleaned, CLEANED_ARROW)
 
     # --- sufficiency --------------------------------------------------------------------
     counts = {
@@ -742,13 +747,13 @@ def _merge(
     return merged
 
 
-def _channel_array(codes: np.ndarray) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(codes.astype(np.int8), type=pa.int8()), pa.array(CHANNELS, type=pa.string())
-    ).cast(pa.string())
+def _dictionary(codes: np.ndarray, values: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), values)
 
 
-def _constant(value: str, length: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(length, dtype=np.int8), type=pa.int8()), pa.array([value])
-    ).cast(pa.string())
+def _channel_array(codes: np.ndarray) -> pa.DictionaryArray:
+    return _dictionary(codes.astype(np.int32), pa.array(CHANNELS, type=pa.string()))
+
+
+def _constant(value: str, length: int) -> pa.DictionaryArray:
+    return _dictionary(np.zeros(length, dtype=np.int32), pa.array([value]))

@@ -62,11 +62,11 @@ def quality(flags: np.ndarray, edited: np.ndarray) -> np.ndarray:
     return q
 
 
-def quality_array(codes: np.ndarray) -> pa.Array:
-    """Arrow string array of quality letters from integer codes."""
+def quality_array(codes: np.ndarray) -> pa.DictionaryArray:
+    """Arrow dictionary array (int32 indices) of quality letters from integer codes."""
     dictionary = pa.array(QUALITY_CODES, type=pa.string())
-    indices = pa.array(codes.astype(np.int8, copy=False), type=pa.int8())
-    return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
+    indices = pa.array(codes.astype(np.int32, copy=False), type=pa.int32())
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
 def rules_list_array(flags: np.ndarray) -> pa.Array:
