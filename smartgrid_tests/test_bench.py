@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -39,3 +40,17 @@ def test_bench_reports_ratios_against_in_run_baselines() -> None:
     ingestion = report["ingestion"]
     assert ingestion["rows_ingested"] == ingestion["rows"] == 3 * 960
     assert ingestion["ratio_ingest_to_local_read"] > 0
+
+
+def _arrow_pool(env: dict[str, str]) -> str:
+    code = "import smartgrid_assets, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return out.stdout.strip()
+
+
+def test_arrow_allocates_from_jemalloc_unless_told_otherwise() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    assert _arrow_pool(env) == "jemalloc"
+    assert _arrow_pool({**env, "ARROW_DEFAULT_MEMORY_POOL": "system"}) == "system"
