@@ -247,13 +247,17 @@ def _export_csv(path: Path, index: int, rows: int, rng: np.random.Generator) -> 
     pacsv.write_csv(table, str(path), pacsv.WriteOptions(quoting_style="none"))
 
 
-def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0) -> dict:
+def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0, repeats: int = 3) -> dict:
     """Ingest `files` CSV exports landed on an S3 server (moto, in this process, over HTTP on
-    loopback) against DuckDB's `read_csv` of the same files from local disk, in the same run."""
+    loopback) against DuckDB's `read_csv` of the same files from local disk, in the same run:
+    `repeats` times alternately, each ingest into an empty catalog; the headline ratio is the
+    median of the runs' ratios, as for the cleaning bench."""
     import socket
 
     import boto3
     from moto.server import ThreadedMotoServer
+
+    from smartgrid_assets.platform import Platform
 
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="smartgrid-ingest-bench-") as tmp:
@@ -270,47 +274,55 @@ def run_ingest_bench(files: int = 100, rows: int = 50_000, seed: int = 0) -> dic
         server.start()
         try:
             env = {
-                "SMARTGRID_HOME": tmp,
                 "SMARTGRID_LANDING_URL": "s3://bench-landing/landing",
                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
                 "AWS_ACCESS_KEY_ID": "bench",
                 "AWS_SECRET_ACCESS_KEY": "bench",
                 "AWS_REGION": "us-east-1",
             }
-            settings = load_settings(env)
+            settings = load_settings({**env, "SMARTGRID_HOME": tmp})
             boto3.client("s3", **settings.aws_client_kwargs()).create_bucket(Bucket="bench-landing")
-            from smartgrid_assets.platform import Platform
-
-            platform = Platform(settings)
+            landing = Platform(settings).landing
             for path in paths:
-                platform.landing.put(f"readings/2026-03-18/{path.name}", path.read_bytes())
-            started = time.perf_counter()
-            con = duckdb.connect()
-            con.execute("SET enable_progress_bar = false")
-            local_rows = (
-                con.sql(
-                    "SELECT * FROM read_csv(?, header = true)", params=[[str(p) for p in paths]]
+                landing.put(f"readings/2026-03-18/{path.name}", path.read_bytes())
+            runs = []
+            for run in range(repeats):
+                local = _read_csv_locally(paths)
+                home = Path(tmp) / f"catalog-{run}"  # an empty catalog: every file parsed anew
+                catalog = Platform(load_settings({**env, "SMARTGRID_HOME": str(home)})).catalog
+                started = time.perf_counter()
+                refresh = catalog.refresh()
+                ingest = (
+                    time.perf_counter() - started,
+                    int(pc.sum(refresh.added["rows"]).as_py() or 0),
                 )
-                .to_arrow_table()
-                .num_rows
-            )
-            con.close()
-            local_s = time.perf_counter() - started
-            started = time.perf_counter()
-            refresh = platform.catalog.refresh()
-            ingest_s = time.perf_counter() - started
-            ingested = int(pc.sum(refresh.added["rows"]).as_py() or 0)
+                runs.append((local, ingest))
         finally:
             server.stop()
+    ratios = [(n / s) / (local_n / local_s) for (local_s, local_n), (s, n) in runs]
+    (local_s, local_rows), (ingest_s, ingested) = runs[int(np.argsort(ratios)[len(ratios) // 2])]
     return {
         "files": files,
         "rows": local_rows,
+        "repeats": repeats,
         "duckdb_read_csv_local": {"seconds": local_s, "rows_per_second": local_rows / local_s},
         "ingest_from_s3": {"seconds": ingest_s, "rows_per_second": ingested / ingest_s},
         "rows_ingested": ingested,
-        "ratio_ingest_to_local_read": (ingested / ingest_s) / (local_rows / local_s),
+        "ratio_ingest_to_local_read": float(np.median(ratios)),
+        "ratios_of_runs": [round(r, 3) for r in ratios],
         "target_ratio": 0.5,
     }
+
+
+def _read_csv_locally(paths: list[Path]) -> tuple[float, int]:
+    """(seconds, rows) of DuckDB reading every file from local disk into Arrow."""
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    table = con.sql("SELECT * FROM read_csv(?, header = true)", params=[[str(p) for p in paths]])
+    rows = table.to_arrow_table().num_rows
+    con.close()
+    return time.perf_counter() - started, rows
 
 
 # ---- data quality checks: their cost on one local day -------------------------------------
