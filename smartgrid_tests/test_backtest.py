@@ -228,6 +228,20 @@ def test_gbm_bands_roll_with_the_errors_of_the_days_since_the_fit(grid):
     assert np.nanmean(b[..., 2] - b[..., 0]) > 1.5 * np.nanmean(a[..., 2] - a[..., 0])
 
 
+def test_a_gbm_pickled_without_its_errors_forecasts_with_the_bands_of_its_fit(grid):
+    import pickle
+
+    model = make_model("gbm", FAST).fit(grid.until(grid.n_days - 10))
+    state = model.__getstate__()
+    del state["calibration"]  # as registered by a version that did not keep them
+    old = pickle.loads(pickle.dumps(model))
+    old.__setstate__(state)
+    hist = grid.until(grid.n_days - 3)
+    assert old.calibration is None and old.bands_at(hist) == model.bands
+    weather = {"temp": grid.weather["temp"][:, [hist.n_days]]}
+    assert np.isfinite(old.predict(hist, [hist.end_day], weather)).all()
+
+
 def test_gbm_reads_the_baseline_only_on_less_than_a_year(grid):
     short = make_model("gbm", FAST).fit(grid)
     assert short.model.offset and len(short.model.linear) == 3  # temp, temp**2, intercept

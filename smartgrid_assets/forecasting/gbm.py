@@ -297,6 +297,10 @@ class GlobalGBM(Forecaster):
         state.pop("_held", None)  # held-out rows of the last fit: not part of the model
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        # a model registered before its errors were kept: bands fixed at its fit
+        self.__dict__.update({"calibration": None, **state})
+
     def _rows(
         self, hist: Grid, s, t, k, issue, weather: tuple[dict, dict] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
