@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pyarrow as pa
+
 #: A Slack message holds at most 50 blocks: one per alert, plus a headline and a summary.
 MAX_ALERTS_PER_TICK = 45
 
@@ -67,6 +69,16 @@ def _path_url(value: str) -> str:
     if "://" in value:
         return value
     return Path(value).expanduser().resolve().as_uri()
+
+
+def select_arrow_memory_pool(environ: Mapping[str, str] | None = None) -> None:
+    """Arrow allocates the readings tables from jemalloc unless ARROW_DEFAULT_MEMORY_POOL (which
+    Arrow reads itself) names another pool: the wheel's default, mimalloc, made the cleaning of
+    a 5.7 M-reading day about 1.5x slower here (`smartgrid bench --only cleaning`, assets
+    4.6-4.9 s against 3.0-3.5 s)."""
+    env = os.environ if environ is None else environ
+    if not env.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
