@@ -17,6 +17,7 @@ from smartgrid_assets.settings import load_settings
 from smartgrid_assets.warehouse import ReadOnlyViolation, WarehouseError, Window, warehouse
 from smartgrid_assets.warehouse.postgres_warehouse import PostgresWarehouse, to_pg_params
 from smartgrid_assets.warehouse_project import PASSWORD_ENV, dbt_env
+from smartgrid_tests.test_warehouse import assert_earlier_tables_gain_new_columns
 
 T0 = datetime(2026, 3, 16, tzinfo=UTC)
 
@@ -104,17 +105,7 @@ def test_replace_by_match_and_window_is_idempotent(pg: PostgresWarehouse) -> Non
 
 
 def test_a_table_from_an_earlier_version_gains_new_columns(pg: PostgresWarehouse) -> None:
-    """A contract that adds a nullable column (forecasts gained p50_base) writes into the
-    table an earlier version created; its old rows read the new column as null."""
-    old = pa.table({"day": ["d1", "d2"], "p50": [1.0, 2.0]})
-    pg.replace("forecasts", old)
-    new = pa.table({"day": ["d2"], "p50": [3.0], "p50_base": [2.5]})
-    pg.replace("forecasts", new, match={"day": ["d2"]})
-    pg.replace("forecasts", new, match={"day": ["d2"]})  # the column is there now
-    assert pg.read("SELECT * FROM forecasts ORDER BY day").to_pylist() == [
-        {"day": "d1", "p50": 1.0, "p50_base": None},
-        {"day": "d2", "p50": 3.0, "p50_base": 2.5},
-    ]
+    assert_earlier_tables_gain_new_columns(pg)
 
 
 def test_pipeline_queries_with_question_marks_and_lists(pg: PostgresWarehouse) -> None:

@@ -14,7 +14,7 @@ import pytest
 from smartgrid_assets import contract
 from smartgrid_assets.cli import main
 from smartgrid_assets.lake import Lake
-from smartgrid_assets.warehouse import ReadOnlyViolation, WarehouseBusy, Window
+from smartgrid_assets.warehouse import ReadOnlyViolation, Warehouse, WarehouseBusy, Window
 from smartgrid_assets.warehouse.duckdb_warehouse import DuckDBWarehouse
 
 
@@ -47,9 +47,10 @@ def test_replace_by_match_and_window_is_idempotent(wh: DuckDBWarehouse) -> None:
     assert _rows(wh, "SELECT v FROM x ORDER BY v") == [{"v": 2}]
 
 
-def test_a_table_from_an_earlier_version_gains_new_columns(wh: DuckDBWarehouse) -> None:
+def assert_earlier_tables_gain_new_columns(wh: Warehouse) -> None:
     """A contract that adds a nullable column (forecasts gained p50_base) writes into the
-    table an earlier version created; its old rows read the new column as null."""
+    table an earlier version created; its old rows read the new column as null. Shared by
+    the DuckDB and PostgreSQL warehouse tests."""
     old = pa.table({"day": ["d1", "d2"], "p50": [1.0, 2.0]})
     wh.replace("forecasts", old)
     new = pa.table({"day": ["d2"], "p50": [3.0], "p50_base": [2.5]})
@@ -59,6 +60,10 @@ def test_a_table_from_an_earlier_version_gains_new_columns(wh: DuckDBWarehouse) 
         {"day": "d1", "p50": 1.0, "p50_base": None},
         {"day": "d2", "p50": 3.0, "p50_base": 2.5},
     ]
+
+
+def test_a_table_from_an_earlier_version_gains_new_columns(wh: DuckDBWarehouse) -> None:
+    assert_earlier_tables_gain_new_columns(wh)
 
 
 def test_analyst_queries_see_tables_and_lake_views(wh: DuckDBWarehouse) -> None:
