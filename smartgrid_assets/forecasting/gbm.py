@@ -302,11 +302,19 @@ class GlobalGBM(Forecaster):
         self.__dict__.update({"calibration": None, **state})
 
     def _rows(
-        self, hist: Grid, s, t, k, issue, weather: tuple[dict, dict] | None = None
+        self,
+        hist: Grid,
+        s,
+        t,
+        k,
+        issue,
+        weather: tuple[dict, dict] | None = None,
+        lags: LagTables | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features, level and baseline (level units) of rows of ``hist``; target weather from
-        ``weather`` (per-row values and day stats), else from ``hist`` itself."""
-        lags = LagTables(hist)
+        ``weather`` (per-row values and day stats), else from ``hist`` itself; ``lags``: the
+        history's lag tables when the caller has them already."""
+        lags = lags or LagTables(hist)
         if weather is None:
             w_t = {w: hist.weather[w][s, t, k] for w in self.weather}
             w_day = {w: tuple(x[s, t] for x in lags.weather_day[w]) for w in self.weather}
@@ -360,7 +368,7 @@ class GlobalGBM(Forecaster):
         out = np.full((hist.n_series, len(targets), hist.steps, len(QUANTILES)), np.nan)
         if not self.fitted or hist.n_days == 0 or len(targets) == 0:
             return out
-        series = np.flatnonzero(hist.complete.sum(axis=1) >= self.config.min_days_gbm)
+        series = self._forecastable(hist)
         if len(series) == 0:
             return out
         n_t, n_k = len(targets), hist.steps
@@ -373,11 +381,12 @@ class GlobalGBM(Forecaster):
         if missing:
             raise ValueError(f"the history lacks the weather the model was trained on: {missing}")
         target_weather = _target_weather(hist, weather, self.weather, s, j, k)
-        x, lev, base = self._rows(hist, s, t, k, issue, target_weather)
+        lags = LagTables(hist)
+        x, lev, base = self._rows(hist, s, t, k, issue, target_weather, lags)
         with threadpool_limits(limits=self.config.n_threads, user_api="openmp"):
             mid = self.model.predict(x, base)
         lead = t - issue
-        bands = self.bands_at(hist)
+        bands = self.bands_at(hist, lags)
         offsets = np.zeros((len(s), 2))
         for value in np.unique(lead):
             # a lead the model was not calibrated at takes the farthest one's (the widest)
@@ -387,24 +396,28 @@ class GlobalGBM(Forecaster):
         out[s, j, k] = pred * lev[:, None]
         return out
 
-    def bands_at(self, hist: Grid) -> dict[int, tuple[float, float]]:
+    def bands_at(self, hist: Grid, lags: LagTables | None = None) -> dict[int, tuple[float, float]]:
         """Lead -> P10 / P90 offsets for an issue at the end of ``hist``: from the newest
         ``calibration_days`` days of out-of-sample errors, the held-out days of the fit and the
         days forecast since it."""
-        since = self._errors_since_fit(hist)
+        since = self._errors_since_fit(hist, lags or LagTables(hist))
         if self.calibration is None or since is None:
             return self.bands
         day, lead, error = (np.concatenate(p) for p in zip(self.calibration, since, strict=True))
         keep = day >= hist.end_day - self.config.calibration_days
         return band_offsets(error[keep], lead[keep]) if keep.any() else self.bands
 
-    def _errors_since_fit(self, hist: Grid) -> Calibration | None:
+    def _forecastable(self, hist: Grid) -> np.ndarray:
+        """Series with the ``min_days_gbm`` complete local days the model needs."""
+        return np.flatnonzero(hist.complete.sum(axis=1) >= self.config.min_days_gbm)
+
+    def _errors_since_fit(self, hist: Grid, lags: LagTables) -> Calibration | None:
         """This model's errors on the days of ``hist`` after its training history, each day
         forecast as it would have been issued (``lead`` days before it)."""
         if self.fitted_until is None:
             return None
         days = np.arange(max(self.fitted_until - hist.day0, 0), hist.n_days)
-        series = np.flatnonzero(hist.complete.sum(axis=1) >= self.config.min_days_gbm)
+        series = self._forecastable(hist)
         parts = []
         for lead in self.config.leads:
             t = days[days - lead >= 1]
@@ -413,7 +426,7 @@ class GlobalGBM(Forecaster):
             j, k = np.nonzero(~np.isnan(hist.values[series][:, t]).reshape(-1, len(t) * hist.steps))
             s = series[j]
             t_rows, k = t[k // hist.steps], k % hist.steps
-            x, lev, base = self._rows(hist, s, t_rows, k, t_rows - lead)
+            x, lev, base = self._rows(hist, s, t_rows, k, t_rows - lead, lags=lags)
             with threadpool_limits(limits=self.config.n_threads, user_api="openmp"):
                 error = hist.values[s, t_rows, k] / lev - self.model.predict(x, base)
             ok = np.isfinite(error)
