@@ -162,6 +162,14 @@ def postgres_database() -> Iterator[str]:
             yield f"{POSTGRES_SERVER_URL}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _drop_reader_role(admin, f"{POSTGRES_SERVER_URL}/{name}")
+
+
+def _drop_reader_role(admin, url: str) -> None:
+    """The `smartgrid sql` reader role a warehouse creates outlives its database."""
+    from smartgrid_assets.warehouse.postgres_warehouse import default_reader_role
+
+    admin.execute(f'DROP ROLE IF EXISTS "{default_reader_role(url)}"')
 
 
 # =========================================================================================
@@ -204,5 +212,6 @@ def postgres_warehouse() -> Iterator[PostgresWarehouseDb]:
                 yield PostgresWarehouseDb(f"{POSTGRES_SERVER_URL}/{name}", role)
             finally:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                _drop_reader_role(admin, f"{POSTGRES_SERVER_URL}/{name}")
         finally:
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')

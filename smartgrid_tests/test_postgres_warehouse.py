@@ -5,6 +5,7 @@ target prepared from settings."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -17,16 +18,18 @@ from smartgrid_assets.settings import load_settings
 from smartgrid_assets.warehouse import ReadOnlyViolation, WarehouseError, Window, warehouse
 from smartgrid_assets.warehouse.postgres_warehouse import PostgresWarehouse, to_pg_params
 from smartgrid_assets.warehouse_project import PASSWORD_ENV, dbt_env
+from smartgrid_tests.test_sql_readonly import drop_role
 from smartgrid_tests.test_warehouse import assert_earlier_tables_gain_new_columns
 
 T0 = datetime(2026, 3, 16, tzinfo=UTC)
 
 
 @pytest.fixture
-def pg(postgres_database: str) -> PostgresWarehouse:
+def pg(postgres_database: str) -> Iterator[PostgresWarehouse]:
     wh = warehouse(load_settings({"SMARTGRID_WAREHOUSE_URL": postgres_database}))
     assert isinstance(wh, PostgresWarehouse)
-    return wh
+    yield wh
+    drop_role(postgres_database, wh.reader_role)  # the `smartgrid sql` reader it created
 
 
 def _forecasts(n: int) -> pa.Table:
@@ -136,7 +139,7 @@ def test_pipeline_queries_with_question_marks_and_lists(pg: PostgresWarehouse) -
         "EXPLAIN ANALYZE DELETE FROM meters",
         "COPY meters TO '/tmp/out.csv'",
         "SELECT pg_read_file('/etc/hostname')",
-        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        "SELECT set_config('role', 'postgres', false)",
         "SET ROLE postgres",
     ],
 )
@@ -151,10 +154,13 @@ def test_writing_statements_are_refused_and_change_nothing(
 
 
 def test_sql_command_on_postgres(
-    postgres_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    pg: PostgresWarehouse,
+    postgres_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     monkeypatch.setenv("SMARTGRID_WAREHOUSE_URL", postgres_database)
-    warehouse(load_settings()).replace(
+    pg.replace(
         "meters", pa.table({"meter_id": ["M1", "M2"], "customer_class": ["residential"] * 2})
     )
     assert main(["sql", "SELECT meter_id FROM meters ORDER BY 1"]) == 0
@@ -185,6 +191,22 @@ def test_unreachable_postgres_is_one_clear_line(
     assert "cannot connect to the PostgreSQL warehouse" in err and "s3cret" not in err
     with pytest.raises(WarehouseError, match="cannot connect"):
         PostgresWarehouse(url).read("SELECT 1")
+
+
+def test_the_sql_login_is_the_reader_role_without_the_owners_password() -> None:
+    owner = (
+        "postgresql://etl:s3cret@db.internal:6543/grid?sslmode=require&options=-csearch_path%3Dwh"
+    )
+    derived = PostgresWarehouse(owner)
+    assert derived.reader_role == "grid_sql_reader"
+    assert derived.sql_url == (
+        "postgresql://grid_sql_reader@db.internal:6543/grid?sslmode=require&options=-csearch_path%3Dwh"
+    )
+    explicit = PostgresWarehouse(owner, sql_url="postgresql://alice:p%40ss@db.internal:6543/grid")
+    assert (explicit.reader_role, explicit.sql_url) == (
+        "alice",
+        "postgresql://alice:p%40ss@db.internal:6543/grid",
+    )
 
 
 def test_dbt_target_comes_from_settings(tmp_path) -> None:

@@ -14,7 +14,13 @@ import pytest
 from smartgrid_assets import contract
 from smartgrid_assets.cli import main
 from smartgrid_assets.lake import Lake
-from smartgrid_assets.warehouse import ReadOnlyViolation, Warehouse, WarehouseBusy, Window
+from smartgrid_assets.warehouse import (
+    ReadOnlyViolation,
+    Warehouse,
+    WarehouseBusy,
+    WarehouseError,
+    Window,
+)
 from smartgrid_assets.warehouse.duckdb_warehouse import DuckDBWarehouse
 
 
@@ -113,6 +119,39 @@ def test_writing_statements_are_refused_and_change_nothing(
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("statement", "named"),
+    [
+        ("INSTALL httpfs", "INSTALL"),
+        ("/* first */ install httpfs", "INSTALL"),
+        ("LOAD httpfs", "LOAD"),
+        ("PRAGMA threads=4", "PRAGMA"),
+        ("PRAGMA table_info('meters')", "PRAGMA"),
+        ("SET threads = 1", "SET"),
+        ("RESET threads", "RESET"),
+        ("CHECKPOINT", "CHECKPOINT"),
+        ("UPDATE EXTENSIONS", "UPDATE"),
+        ("SELECT 1; PRAGMA threads=4", "PRAGMA"),
+    ],
+)
+def test_a_refusal_names_the_statement_given(
+    wh: DuckDBWarehouse, statement: str, named: str
+) -> None:
+    wh.replace("meters", pa.table({"meter_id": ["M1"]}))
+    with pytest.raises(ReadOnlyViolation, match=rf"^refused: {named} statements are not allowed"):
+        wh.query_readonly(statement)
+
+
+def test_a_query_past_the_statement_timeout_is_interrupted(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb", sql_timeout_s=0.2)
+    wh.replace("meters", pa.table({"meter_id": ["M1"]}))
+    started = time.monotonic()
+    with pytest.raises(WarehouseError, match=r"cancelled: .* 0\.2 s \(SMARTGRID_SQL_TIMEOUT_S\)"):
+        wh.query_readonly("SELECT sum(a * b) FROM range(100000000000) t(a), range(1) u(b)")
+    assert time.monotonic() - started < 10
+    assert wh.query_readonly("SELECT count(*) AS n FROM meters").to_pylist() == [{"n": 1}]
+
+
 def test_file_access_from_sql_is_refused(wh: DuckDBWarehouse) -> None:
     wh.replace("meters", pa.table({"meter_id": ["M1"]}))
     with pytest.raises(Exception, match="disabled"):
@@ -150,6 +189,19 @@ def test_sql_command_refuses_writes_in_one_line(
     assert len(err.splitlines()) == 1 and "refused" in err
     assert main(["sql", "SELECT count(*) AS n FROM meters"]) == 0
     assert "2" in capsys.readouterr().out
+
+
+def test_sql_command_reports_any_failure_in_one_line(
+    sql_env: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for args in (
+        ["SELECT no_such_column FROM meters"],
+        ["--format", "csv", "SELECT [1, 2] AS a_list"],  # CSV has no lists
+        ["   "],
+    ):
+        assert main(["sql", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("smartgrid sql: "), err
 
 
 def test_sql_command_says_busy_while_a_writer_holds_the_file(

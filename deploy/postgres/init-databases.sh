@@ -7,7 +7,8 @@ set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
   -v dagster_password="$DAGSTER_PG_PASSWORD" \
   -v mlflow_password="$MLFLOW_DB_PASSWORD" \
-  -v warehouse_password="$WAREHOUSE_DB_PASSWORD" <<'SQL'
+  -v warehouse_password="$WAREHOUSE_DB_PASSWORD" \
+  -v warehouse_sql_password="$WAREHOUSE_SQL_PASSWORD" <<'SQL'
 -- Dagster instance: run, event-log and schedule storage (deploy/dagster.yaml).
 CREATE ROLE dagster LOGIN PASSWORD :'dagster_password';
 CREATE DATABASE dagster OWNER dagster;
@@ -20,6 +21,9 @@ CREATE DATABASE warehouse OWNER smartgrid;
 -- Read-only access to the warehouse (SMARTGRID_ANALYST_ROLE): dbt grants SELECT on the marts to
 -- it; an analyst's login gets it with `GRANT analyst TO <login>`.
 CREATE ROLE analyst NOLOGIN;
+-- `smartgrid sql`'s login (SMARTGRID_SQL_URL): reads what analysts read, read-only by default.
+CREATE ROLE warehouse_sql_reader LOGIN PASSWORD :'warehouse_sql_password' IN ROLE analyst;
+ALTER ROLE warehouse_sql_reader SET default_transaction_read_only = on;
 -- No role connects to another role's database.
 REVOKE CONNECT ON DATABASE dagster, mlflow, warehouse FROM PUBLIC;
 GRANT CONNECT ON DATABASE warehouse TO analyst;

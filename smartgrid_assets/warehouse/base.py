@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,14 @@ class WarehouseBusy(WarehouseError):
 
 class ReadOnlyViolation(WarehouseError):
     """A read-only query tried to change something; nothing was changed."""
+
+
+def first_keyword(query: str) -> str:
+    """The statement's first word (comments and opening parentheses skipped), upper-cased:
+    what a refusal names, so INSTALL is called INSTALL whatever the parser files it under."""
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.S).lstrip(" \t\r\n(")
+    match = re.match(r"[A-Za-z]+", text)
+    return match.group(0).upper() if match else ""
 
 
 class Warehouse(ABC):
@@ -54,7 +63,12 @@ class Warehouse(ABC):
 
     @abstractmethod
     def query_readonly(self, sql: str) -> pa.Table:
-        """Run an analyst's query read-only; writing statements raise ReadOnlyViolation."""
+        """Run an analyst's query (`smartgrid sql`) read-only, within the statement timeout.
+
+        The database enforces it (a read-only DuckDB connection without external access; a
+        least-privilege PostgreSQL role in a READ ONLY transaction); what it refuses raises
+        ReadOnlyViolation. A statement-type check before it only gives a friendlier message.
+        """
 
     @abstractmethod
     def has_table(self, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -10,13 +11,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from smartgrid_assets.lake import Lake
+from smartgrid_assets.lake import Lake, LakeError
 from smartgrid_assets.warehouse.base import (
     ReadOnlyViolation,
     Warehouse,
     WarehouseBusy,
     WarehouseError,
     Window,
+    first_keyword,
 )
 
 LAKE_TABLES = ("raw_readings", "cleaned_readings", "meter_hourly")
@@ -32,11 +34,18 @@ def _q(name: str) -> str:
 
 
 class DuckDBWarehouse(Warehouse):
-    def __init__(self, path: Path, lake: Lake | None = None, busy_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        path: Path,
+        lake: Lake | None = None,
+        busy_timeout_s: float = 120.0,
+        sql_timeout_s: float = 60.0,
+    ):
         self.path = Path(path)
         self.url = f"duckdb:///{self.path}"
         self.lake = lake
         self.busy_timeout_s = busy_timeout_s
+        self.sql_timeout_s = sql_timeout_s
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if read_only and not self.path.exists():
@@ -102,32 +111,41 @@ class DuckDBWarehouse(Warehouse):
 
     def read(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         with self._connection(read_only=True) as con:
-            self._register_lake(con)
+            self._register_lake(con, sql)
             return con.sql(sql, params=list(params) or None).to_arrow_table()
 
     def query_readonly(self, sql: str) -> pa.Table:
+        """On a read-only connection without file or network access (locked, so the query
+        cannot turn it back on); interrupted after `sql_timeout_s`."""
         con = self._open(read_only=True)
+        timer = threading.Timer(self.sql_timeout_s, con.interrupt)
         try:
-            self._register_lake(con)
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
             statements = con.extract_statements(sql)
             if not statements:
                 raise WarehouseError("empty query")
             for statement in statements:
-                kind = statement.type.name
-                if kind not in _READ_STATEMENTS:
+                if _statement_type(statement) not in _READ_STATEMENTS:
                     raise ReadOnlyViolation(
-                        f"refused: {kind} statements are not allowed; the warehouse is "
-                        "read-only here (only SELECT, SHOW, DESCRIBE and EXPLAIN)"
+                        f"refused: {first_keyword(statement.query) or 'this'} statements are not "
+                        "allowed; the warehouse is read-only here (only SELECT, SHOW, DESCRIBE "
+                        "and EXPLAIN)"
                     )
-            result = None
+            self._register_lake(con, sql)
+            timer.start()
             for statement in statements:
                 result = con.sql(statement.query)
-            return _plain_numbers(result.to_arrow_table()) if result is not None else pa.table({})
+            return _plain_numbers(result.to_arrow_table())
+        except duckdb.InterruptException as exc:
+            raise WarehouseError(
+                f"cancelled: the query ran longer than {self.sql_timeout_s:g} s "
+                "(SMARTGRID_SQL_TIMEOUT_S)"
+            ) from exc
         except duckdb.Error as exc:
             raise WarehouseError(str(exc).splitlines()[0]) from exc
         finally:
+            timer.cancel()
             con.close()
 
     def has_table(self, name: str) -> bool:
@@ -145,14 +163,42 @@ class DuckDBWarehouse(Warehouse):
         lake = [t for t in LAKE_TABLES if self.lake is not None and self.lake.dataset(t)]
         return sorted(set(names) | set(lake))
 
-    def _register_lake(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Expose the lake's readings-level tables as views (a pyarrow scan: local or S3)."""
+    def _register_lake(self, con: duckdb.DuckDBPyConnection, sql: str) -> None:
+        """Expose the lake tables the query names as views (a pyarrow scan: local or S3), and
+        only those: a query of warehouse tables runs while the lake is unreachable, and one of
+        a lake table gets one line naming the lake."""
         if self.lake is None:
             return
-        for name in LAKE_TABLES:
-            dataset = self.lake.dataset(name)
+        for name in _named_lake_tables(sql):
+            try:
+                dataset = self.lake.dataset(name)
+            except (LakeError, OSError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise WarehouseError(
+                    f"lake table {name} is unavailable (lake {self.lake.url}): {reason}"
+                ) from exc
             if dataset is not None:
                 con.register(name, dataset)
+
+
+def _statement_type(statement: duckdb.Statement) -> str:
+    try:
+        return statement.type.name
+    except ValueError:  # a type the Python binding has no name for (UPDATE EXTENSIONS)
+        return ""
+
+
+def _named_lake_tables(sql: str) -> set[str]:
+    """The lake tables among the query's identifiers (quoted or not; DuckDB matches names
+    case-insensitively). Over-inclusive at worst (a column of that name): a lake listing."""
+    tokens = duckdb.tokenize(sql)
+    bounds = [start for start, _ in tokens] + [len(sql)]
+    words = {
+        sql[bounds[i] : bounds[i + 1]].strip().strip('"').lower()
+        for i, (_, kind) in enumerate(tokens)
+        if kind == duckdb.token_type.identifier
+    }
+    return words & set(LAKE_TABLES)
 
 
 def _plain_numbers(table: pa.Table) -> pa.Table:

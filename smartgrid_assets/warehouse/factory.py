@@ -14,11 +14,19 @@ def warehouse(settings: Settings, lake: Lake | None = None) -> Warehouse:
     url = settings.warehouse_url
     lake = lake if lake is not None else Lake.from_settings(settings)
     if url.startswith("duckdb://"):
-        return DuckDBWarehouse(Path(url.removeprefix("duckdb://")), lake=lake)
+        return DuckDBWarehouse(
+            Path(url.removeprefix("duckdb://")), lake=lake, sql_timeout_s=settings.sql_timeout_s
+        )
     if url.startswith(("postgresql://", "postgres://")):
         from smartgrid_assets.warehouse.postgres_warehouse import PostgresWarehouse
 
-        return PostgresWarehouse(url, lake=lake)
+        return PostgresWarehouse(
+            url,
+            lake=lake,
+            sql_url=settings.sql_url,
+            analyst_role=settings.analyst_role,
+            sql_timeout_s=settings.sql_timeout_s,
+        )
     raise WarehouseError(
         f"SMARTGRID_WAREHOUSE_URL={url!r}: expected duckdb:///path or postgresql://..."
     )

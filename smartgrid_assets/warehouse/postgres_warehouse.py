@@ -3,6 +3,11 @@
 Readings-level data stays in the lake (no views over it here); the warehouse holds the tables the
 Python assets load (registry, weather, aggregates, forecasts, events) and the dbt marts.
 
+`smartgrid sql` never uses the owner's login: it connects as a least-privilege reader role
+(SMARTGRID_SQL_URL, or `<database>_sql_reader` on the warehouse's host), which the warehouse
+creates when its login may and grants what analysts may read whenever it writes a table. The
+database, not statement parsing, refuses what the reader may not do.
+
 SQL the pipeline passes to `read` uses DuckDB-style `?` placeholders; they are rewritten to
 psycopg's `%s` outside string literals, so a step's query runs on either implementation as long
 as it sticks to SQL both dialects share (`x IN (SELECT unnest(?))` with a list works on both).
@@ -16,13 +21,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql as pgsql
+from psycopg.conninfo import conninfo_to_dict
 
 from smartgrid_assets.lake import Lake
 from smartgrid_assets.warehouse.base import (
@@ -30,17 +36,43 @@ from smartgrid_assets.warehouse.base import (
     Warehouse,
     WarehouseError,
     Window,
+    first_keyword,
 )
 
-# First keywords an analyst's statement may start with; a read-only transaction backs this up.
+# First keywords an analyst's statement may start with: a friendlier first message only, the
+# reader role and the READ ONLY transaction are what refuse.
 _READ_KEYWORDS = {"SELECT", "WITH", "VALUES", "TABLE", "EXPLAIN", "SHOW"}
-# Functions that reach outside the database (server files, other sessions, settings) even in a
-# read-only transaction when the login is privileged.
-_REFUSED_FUNCTIONS = re.compile(
-    r"\b(pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|lo_\w+|pg_terminate_backend|"
-    r"pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|set_config|dblink\w*|pg_sleep\w*|"
-    r"pg_advisory\w*|pg_notify|txid_current|nextval|setval)\s*\(",
-    re.IGNORECASE,
+# Membership in these reaches the server's files and programs or other sessions' backends.
+_SERVER_ROLES = [
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_signal_backend",
+]
+# Whether the current login could do more than read: `smartgrid sql` refuses to run as one.
+_PRIVILEGED_LOGIN = """
+SELECT r.rolsuper OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls
+    OR pg_has_role(r.oid, (SELECT datdba FROM pg_database WHERE datname = current_database()),
+                   'MEMBER')
+    OR EXISTS (SELECT 1 FROM pg_roles p
+               WHERE p.rolname = ANY(%s) AND pg_has_role(r.oid, p.oid, 'MEMBER'))
+    OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = current_schema() AND pg_has_role(r.oid, c.relowner, 'MEMBER'))
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+_CREATE_READER = (
+    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+)
+# The reader's rights without an analyst role: the schema's tables and views, and those created
+# later by this login (dbt's marts); with one, they come from its membership instead.
+_READER_GRANTS = (
+    "GRANT USAGE ON SCHEMA {schema} TO {reader}",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {reader}",
+)
+_READER_REVOKES = (
+    "REVOKE SELECT ON ALL TABLES IN SCHEMA {schema} FROM {reader}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} REVOKE SELECT ON TABLES FROM {reader}",
 )
 _PARAMETERIZED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?|%", re.S)
 
@@ -80,6 +112,24 @@ def redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+
+
+def default_reader_role(url: str) -> str:
+    """The reader role a warehouse URL implies: `<database>_sql_reader` (63 bytes at most)."""
+    database = conninfo_to_dict(url).get("dbname") or "smartgrid"
+    return database.encode()[:52].decode(errors="ignore") + "_sql_reader"
+
+
+def reader_url(url: str, role: str) -> str:
+    """The warehouse URL with `role` as its user and no password: never the owner's login."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("user", "password")]
+    return urlunsplit(
+        parts._replace(
+            netloc=f"{quote(role, safe='')}@{hosts}", query=urlencode(query, quote_via=quote)
+        )
+    )
 
 
 def _q(name: str) -> pgsql.Identifier:
@@ -204,33 +254,52 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _first_keyword(query: str) -> str:
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.S).lstrip(" \t\r\n(")
-    match = re.match(r"[A-Za-z]+", text)
-    return match.group(0).upper() if match else ""
-
-
 class PostgresWarehouse(Warehouse):
     """Tables in the URL's database, in its default schema (`public` unless the URL sets a
-    search_path); one short-lived connection per call."""
+    search_path); one short-lived connection per call.
 
-    def __init__(self, url: str, lake: Lake | None = None, connect_timeout_s: int = 10):
+    `sql_url` is the reader's login for `query_readonly` (default: `reader_url` with
+    `default_reader_role`). With `analyst_role`, the reader is made a member of it and reads
+    what analysts read (the marts dbt grants them); without, it may SELECT every table and
+    view of the schema.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        lake: Lake | None = None,
+        connect_timeout_s: int = 10,
+        *,
+        sql_url: str | None = None,
+        analyst_role: str | None = None,
+        sql_timeout_s: float = 60.0,
+    ):
         self.url = url
         self.lake = lake
         self.connect_timeout_s = connect_timeout_s
+        self.sql_url = sql_url or reader_url(url, default_reader_role(url))
+        self.reader_role = unquote(urlsplit(self.sql_url).username or "")
+        if not self.reader_role:
+            raise WarehouseError("SMARTGRID_SQL_URL must name its user, the reader role")
+        self.analyst_role = analyst_role
+        self.sql_timeout_s = sql_timeout_s
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self, url: str | None = None, options: str = "") -> psycopg.Connection:
+        """A connection to `url` (default: the owner's), keeping the URL's own `options`
+        (a search_path) beside UTC and `options`."""
+        url = url or self.url
         try:
-            return psycopg.connect(
-                self.url,
-                connect_timeout=self.connect_timeout_s,
-                options="-c TimeZone=UTC",
-                application_name="smartgrid",
+            params = conninfo_to_dict(url)
+            params["options"] = " ".join(
+                filter(None, [params.get("options"), "-c TimeZone=UTC", options])
             )
-        except psycopg.OperationalError as exc:
+            params |= {"connect_timeout": self.connect_timeout_s, "application_name": "smartgrid"}
+            return psycopg.connect(**params)
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            who = " (the `smartgrid sql` login, SMARTGRID_SQL_URL)" if url != self.url else ""
             raise WarehouseError(
-                f"cannot connect to the PostgreSQL warehouse {redact(self.url)}: {reason}"
+                f"cannot connect to the PostgreSQL warehouse {redact(url)}{who}: {reason}"
             ) from exc
 
     @contextmanager
@@ -258,6 +327,8 @@ class PostgresWarehouse(Warehouse):
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"smartgrid:{table}"])
             cur.execute(pgsql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(_q(table), columns))
             _add_new_columns(cur, table, data.schema)
+            if not self._reader_can_read(cur, table):
+                self._grant_reader(cur)
             cur.execute(pgsql.SQL("DELETE FROM {} WHERE ").format(_q(table)) + where, params)
             if data.num_rows:
                 # With a header: pyarrow writes garbage for a headerless table whose first
@@ -285,38 +356,95 @@ class PostgresWarehouse(Warehouse):
         finally:
             con.close()
 
-    def query_readonly(self, sql: str) -> pa.Table:
-        """One statement in a READ ONLY transaction that is always rolled back.
+    def _reader_can_read(self, cur: psycopg.Cursor, table: str) -> bool:
+        """Whether the reader already has its rights on `table` (one query per write)."""
+        if self.analyst_role:
+            cur.execute(
+                "SELECT pg_has_role(r.oid, a.oid, 'MEMBER') FROM pg_roles r, pg_roles a "
+                "WHERE r.rolname = %s AND a.rolname = %s",
+                [self.reader_role, self.analyst_role],
+            )
+        else:
+            cur.execute(
+                "SELECT has_table_privilege(r.oid, quote_ident(%s)::regclass, 'SELECT') "
+                "FROM pg_roles r WHERE r.rolname = %s",
+                [table, self.reader_role],
+            )
+        found = cur.fetchone()
+        return bool(found and found[0])
 
-        Refused before reaching the server: statements that do not start like a query, and
-        functions that reach files, other sessions or settings. Refused by the server: anything
-        that writes (including data-modifying CTEs and EXPLAIN ANALYZE of a write).
+    def _grant_reader(self, cur: psycopg.Cursor) -> None:
+        """Give the `smartgrid sql` reader its rights, in the writer's transaction.
+
+        The role is created when missing and this login may create roles: LOGIN and nothing
+        else (no superuser, CREATEDB, CREATEROLE, replication or RLS bypass), read-only by
+        default. Then CONNECT, and either membership of the analyst role or USAGE on the schema
+        and SELECT on its tables and views, existing and future (default privileges: dbt's
+        marts too). What this login may not grant is the operator's to grant (README).
         """
-        text = sql.strip()
-        while text.endswith(";"):
-            text = text[:-1].rstrip()
-        if not text:
-            raise WarehouseError("empty query")
-        kind = _first_keyword(text)
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('smartgrid:sql_reader'))")
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [self.reader_role])
+        reader = _q(self.reader_role)
+        if cur.fetchone() is None and not _best_effort(
+            cur,
+            pgsql.SQL(_CREATE_READER).format(reader),
+            pgsql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(reader),
+        ):
+            return
+        cur.execute("SELECT current_database(), current_schema()")
+        database, schema = (_q(name) for name in cur.fetchone())
+        statements = [pgsql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, reader)]
+        templates = _READER_REVOKES if self.analyst_role else _READER_GRANTS
+        statements += [pgsql.SQL(t).format(schema=schema, reader=reader) for t in templates]
+        if self.analyst_role:
+            statements.append(pgsql.SQL("GRANT {} TO {}").format(_q(self.analyst_role), reader))
+        for statement in statements:
+            _best_effort(cur, statement)
+
+    def query_readonly(self, sql: str) -> pa.Table:
+        """A friendly refusal of statements that do not start like a query, then
+        `run_readonly`, where the database decides."""
+        text = _statement_text(sql)
+        kind = first_keyword(text)
         if kind not in _READ_KEYWORDS:
             raise ReadOnlyViolation(
                 f"refused: {kind or 'this'} statements are not allowed; the warehouse is "
                 "read-only here (only SELECT, WITH, VALUES, TABLE, SHOW and EXPLAIN)"
             )
-        found = _REFUSED_FUNCTIONS.search(text)
-        if found:
-            raise ReadOnlyViolation(
-                f"refused: {found.group(1)}() is not allowed in a read-only query"
-            )
-        con = self._connect()
+        return self.run_readonly(text)
+
+    def run_readonly(self, sql: str) -> pa.Table:
+        """One statement as the reader role, in a READ ONLY transaction under the statement
+        timeout, always rolled back; no statement check of its own: what the role or the
+        transaction may not do (write, read server files, change role, signal other sessions,
+        run programs) the server refuses, whatever the spelling. Refuses to run at all as a
+        privileged login (SMARTGRID_SQL_URL pointing at the owner, say)."""
+        text = _statement_text(sql)
+        timeout_ms = max(1, round(self.sql_timeout_s * 1000))
+        con = self._connect(
+            self.sql_url, f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on"
+        )
         try:
             con.read_only = True
             with con.cursor() as cur:
+                cur.execute(_PRIVILEGED_LOGIN, [_SERVER_ROLES])
+                if cur.fetchone() != (False,):
+                    raise WarehouseError(
+                        f"refused: `smartgrid sql` does not run as {self.reader_role!r}, a role "
+                        "that can do more than read (superuser, CREATEROLE, owner, or member of "
+                        "a server-file or signalling role): point SMARTGRID_SQL_URL at a "
+                        "least-privilege login"
+                    )
                 # prepare=True: the extended protocol, which takes exactly one statement.
                 cur.execute(text, prepare=True)
                 result = _to_arrow(cur)
             con.rollback()
             return result
+        except psycopg.errors.QueryCanceled as exc:
+            raise WarehouseError(
+                f"cancelled: the query ran longer than {self.sql_timeout_s:g} s "
+                "(SMARTGRID_SQL_TIMEOUT_S)"
+            ) from exc
         except psycopg.errors.ReadOnlySqlTransaction as exc:
             raise ReadOnlyViolation(f"refused: {_one_line(exc)}") from exc
         except psycopg.errors.SyntaxError as exc:
@@ -346,6 +474,27 @@ class PostgresWarehouse(Warehouse):
             "WHERE table_schema = current_schema() ORDER BY 1"
         )
         return sorted(names["table_name"].to_pylist())
+
+
+def _statement_text(sql: str) -> str:
+    text = sql.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    if not text:
+        raise WarehouseError("empty query")
+    return text
+
+
+def _best_effort(cur: psycopg.Cursor, *statements: pgsql.Composable) -> bool:
+    """Runs the statements in a savepoint; False, and nothing done, when this login lacks the
+    right (or a named role is missing): granting the reader must not fail a write."""
+    try:
+        with cur.connection.transaction():
+            for statement in statements:
+                cur.execute(statement)
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedObject):
+        return False
+    return True
 
 
 def _one_line(exc: Exception) -> str:
