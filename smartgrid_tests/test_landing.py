@@ -144,7 +144,11 @@ def test_reading_a_missing_key_names_key_and_zone(zone: LandingZone) -> None:
     assert zone.url in str(err.value)
 
 
-@pytest.mark.parametrize("key", ["", "/abs.csv", "a//b.csv", "a/../b.csv", "a/", "a\\b.csv"])
+INVALID_KEYS = ["", "/abs.csv", "a//b.csv", "a/../b.csv", "a/./b.csv", "a/", "a\\b.csv"]
+TOO_LONG = ["a/" + "b" * 256, "a/" + "/".join(["b" * 200] * 6)]
+
+
+@pytest.mark.parametrize("key", [*INVALID_KEYS, "a/\x1fb.csv", *TOO_LONG])
 def test_invalid_keys_are_refused(zone: LandingZone, key: str) -> None:
     with pytest.raises(LandingError, match="invalid landing key"):
         zone.put(key, CSV)
@@ -215,10 +219,12 @@ def test_local_etag_cache_follows_content(local_settings: Settings) -> None:
     assert zone.list()[0].etag == hashlib.md5(b"one").hexdigest()
     path.write_bytes(b"three")  # an external tool rewrote it: size and mtime change
     assert zone.list()[0].etag == hashlib.md5(b"three").hexdigest()
-    # temp files of in-flight writes and other hidden files are not landed files
+    # this zone's temp files of in-flight writes are skipped; other hidden files are reported
+    (path.parent / f".x.csv.tmp-{'0' * 32}").write_bytes(b"partial")
     (path.parent / ".x.csv.tmp-123").write_bytes(b"partial")
     (zone.root / ".DS_Store").write_bytes(b"")
     assert [f.key for f in zone.list()] == ["readings/x.csv"]
+    assert [p.key for p in zone.scan().problems] == [".DS_Store", "readings/.x.csv.tmp-123"]
 
 
 def test_s3_multipart_etag_is_replaced_by_the_content_md5(s3_settings: Settings) -> None:

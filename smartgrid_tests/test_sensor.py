@@ -14,6 +14,7 @@ import pytest
 
 from smartgrid_assets.defs.automation import INGEST_ASSETS, landing_sensor
 from smartgrid_assets.demo import DAILY_ASSETS, materialize
+from smartgrid_assets.pipeline.arrivals import plan_arrivals
 from smartgrid_assets.platform import Platform
 from smartgrid_assets.settings import Settings
 from smartgrid_tests.conftest import TEST_TZ
@@ -115,6 +116,45 @@ def test_a_thousand_files_in_one_tick_are_batched_per_day(platform: Platform) ->
     assert all(len(r.tags["smartgrid/files"].split(",")) > 100 for r in requests)
     assert json.loads(cursor)["readings"] == "readings/2026-03-08/m0999.csv"
     assert _tick(platform, cursor)[0] == []
+
+
+def test_unusable_keys_never_stop_a_tick_and_are_reported_once(platform: Platform) -> None:
+    client = boto3.client("s3", **platform.settings.aws_client_kwargs())
+    bucket, prefix = platform.settings.landing_url.removeprefix("s3://").split("/", 1)
+    day = date(2026, 3, 19)
+    good = "readings/2026-03-20/good.csv"
+    platform.landing.put(good, _csv("M1", _utc(day), 96))
+    bad = [
+        "readings/2026-03-20//x.csv",
+        "readings/2026-03-20/a\\b.csv",
+        "readings/2026-03-20/../x.csv",
+        "readings/2026-03-20/.hidden.csv",
+        "readings/2026-03-20/ctl\x01.csv",
+        "readings/2026-03-20/" + "L" * 300 + ".csv",
+    ]
+    for key in bad:
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=_csv("M2", _utc(day), 4))
+
+    plan = plan_arrivals(platform, {})
+    assert sorted(p.key for p in plan.problems) == sorted(bad)
+    assert all(p.quarantine_key for p in plan.problems), "copied aside at once"
+    requests, cursor = _tick(platform, None)
+    assert _days(requests) == ["2026-03-19"]
+    assert requests[0].tags["smartgrid/files"] == good, "the good file runs, the bad ones never"
+    state = json.loads(cursor)
+    assert state["readings"] == good and list(state["seen"]) == [good]
+    assert sorted(state["problems"]) == sorted(bad)
+    assert plan_arrivals(platform, state).problems == [], "each is reported once"
+    again, cursor = _tick(platform, cursor)
+    assert again == []
+
+    # new content under a bad key is reported again, and still runs nothing
+    client.put_object(Bucket=bucket, Key=f"{prefix}/{bad[1]}", Body=b"other")
+    context = dg.build_sensor_context(cursor=cursor, resources={"platform": platform})
+    result = landing_sensor(context)
+    assert not result.run_requests
+    assert result.skip_reason.skip_message.startswith("1 new file(s) under unusable landing keys")
+    assert json.loads(result.cursor)["readings"] == good
 
 
 def test_new_registry_file_requests_a_meters_run(platform: Platform) -> None:

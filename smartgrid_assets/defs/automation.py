@@ -46,7 +46,7 @@ def landing_sensor(
     context: dg.SensorEvaluationContext, platform: dg.ResourceParam[Platform]
 ) -> dg.SensorResult:
     """New, late or changed readings files: one run per local day they touch; new registry
-    files: a `meters` run."""
+    files: a `meters` run; files under unusable keys: no run, a warning once each."""
     plan = plan_arrivals(platform, json.loads(context.cursor) if context.cursor else {})
     requests = [
         dg.RunRequest(
@@ -65,4 +65,12 @@ def landing_sensor(
         context.log.warning(f"quarantined {key}: unreadable (see quarantine/{key}.reason.json)")
     if plan.landed_again:
         context.log.info(f"content already landed under another key: {plan.landed_again[:20]}")
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(plan.cursor))
+    for problem in plan.problems:
+        copy = f" (copy: {problem.quarantine_key})" if problem.quarantine_key else ""
+        context.log.warning(f"unusable landing key {problem.key!r}: {problem.reason}{copy}")
+    skip = f"{len(plan.problems)} new file(s) under unusable landing keys (see the log)"
+    return dg.SensorResult(
+        run_requests=requests,
+        skip_reason=skip if plan.problems and not requests else None,
+        cursor=json.dumps(plan.cursor),
+    )

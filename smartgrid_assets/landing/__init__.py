@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import QUARANTINE_PREFIX, LandedFile, LandingError, LandingZone
+from .base import (
+    QUARANTINE_PREFIX,
+    UNUSABLE_PREFIX,
+    LandedFile,
+    LandingError,
+    LandingProblem,
+    LandingZone,
+    Listing,
+    key_problem,
+)
 from .local import LocalLandingZone
 from .s3 import S3LandingZone
 
@@ -16,11 +25,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QUARANTINE_PREFIX",
+    "UNUSABLE_PREFIX",
     "LandedFile",
     "LandingError",
+    "LandingProblem",
     "LandingZone",
+    "Listing",
     "LocalLandingZone",
     "S3LandingZone",
+    "key_problem",
     "landing_zone",
 ]
 

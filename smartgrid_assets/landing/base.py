@@ -7,12 +7,20 @@ key, and ``quarantine`` copies a bad file (with a JSON reason beside it) under
 
 ``LandedFile.etag`` is the MD5 hex of the content on both backends, so the same bytes have the
 same etag wherever they landed.
+
+A file found under a key the zone cannot use (see ``key_problem``: a backslash, an empty, '.' or
+'..' segment, a name starting with '.', a control character, too long) is neither listed nor
+skipped in silence: ``scan`` reports it as a ``LandingProblem``, and ``quarantine_problem``
+copies it under a safe key, ``UNUSABLE_PREFIX<sha256 of the key>/<sanitised name>``, with the
+reason beside it. Only a backend's own temp files of writes in flight are skipped unreported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +29,12 @@ from typing import Any
 
 QUARANTINE_PREFIX = "quarantine/"
 REASON_SUFFIX = ".reason.json"
+#: where copies of files found under unusable keys go, one folder per key
+UNUSABLE_PREFIX = QUARANTINE_PREFIX + "_unusable_keys/"
+MAX_KEY_BYTES = 1024  # S3's own limit for a whole key, in UTF-8
+MAX_SEGMENT_BYTES = 255  # a file name on common filesystems (NAME_MAX), in UTF-8
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class LandingError(Exception):
@@ -35,6 +49,33 @@ class LandedFile:
     last_modified: datetime  # UTC-aware
 
 
+@dataclass(frozen=True)
+class LandingProblem:
+    """A file found under a key the zone cannot use: reported, never ingested or skipped."""
+
+    key: str  # as found
+    size: int
+    etag: str | None  # None when the file could not even be read
+    last_modified: datetime | None
+    reason: str  # the rule broken and what is expected
+    quarantine_key: str | None = None  # where its copy is, once copied
+
+    @property
+    def text_key(self) -> str:
+        """The key as text any table holds: bytes that are not UTF-8 (a folder can hand back
+        raw bytes) as ``\\xNN``, NUL as ``\\x00``; everything else as found."""
+        raw = self.key.encode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a listing found: usable files, and the files under keys the zone cannot use."""
+
+    files: list[LandedFile]
+    problems: list[LandingProblem]
+
+
 class _AlreadyExists(Exception):
     """Internal: a no-clobber create found the key taken."""
 
@@ -43,22 +84,60 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _is_hidden(key: str) -> bool:
-    """Keys with a segment starting with '.' (temp files, .DS_Store, ...) are not landed files."""
-    return any(part.startswith(".") for part in key.split("/"))
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot name a landed file (the rule broken, then what is expected), or None.
+
+    A usable key means the same file on a folder and on S3 and is safe in paths, logs and
+    tables: '/'-separated names relative to the zone root, none empty, '.', '..' or hidden
+    (starting with '.'), no backslash or control character, at most MAX_KEY_BYTES in all and
+    MAX_SEGMENT_BYTES per name.
+    """
+    if not isinstance(key, str) or not key:
+        return "empty key: expected a non-empty '/'-separated path relative to the zone root"
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError:
+        return "name is not UTF-8: expected names in UTF-8"
+    if "\\" in key:
+        return "backslash in key: expected '/' as the only separator and no '\\' in names"
+    if control := _CONTROL.search(key):
+        return (
+            f"control character U+{ord(control.group()):04X} at position {control.start()}: "
+            "expected printable characters only"
+        )
+    if key.startswith("/") or key.endswith("/"):
+        return "leading or trailing '/': expected a file path relative to the zone root"
+    if size > MAX_KEY_BYTES:
+        return f"key of {size} bytes: expected at most {MAX_KEY_BYTES} bytes (UTF-8)"
+    for part in key.split("/"):
+        if part == "":
+            return "empty path segment ('//'): expected exactly one '/' between names"
+        if part in (".", ".."):
+            return f"'{part}' path segment: expected plain names, no relative steps"
+        if part.startswith("."):
+            return f"hidden name {part!r} (starts with '.'): expected names not starting with '.'"
+        if len(part.encode()) > MAX_SEGMENT_BYTES:
+            return (
+                f"name of {len(part.encode())} bytes: expected at most {MAX_SEGMENT_BYTES} "
+                "bytes (UTF-8) per name"
+            )
+    return None
 
 
 def check_key(key: str) -> str:
-    """Validate a file key: relative, '/'-separated, no empty, '.' or '..' segments."""
-    if not isinstance(key, str) or not key:
-        raise LandingError(f"invalid landing key {key!r}: expected a non-empty relative path")
-    if "\\" in key or key.startswith("/") or key.endswith("/"):
-        raise LandingError(
-            f"invalid landing key {key!r}: use '/'-separated paths relative to the zone root"
-        )
-    if any(part in ("", ".", "..") for part in key.split("/")):
-        raise LandingError(f"invalid landing key {key!r}: empty, '.' or '..' path segment")
+    """``key`` if the zone can use it (see ``key_problem``); else LandingError saying why."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise LandingError(f"invalid landing key {key!r}: {problem}")
     return key
+
+
+def unusable_quarantine_key(key: str) -> str:
+    """The safe key of the quarantine copy of a file under the unusable ``key``: one folder
+    per raw key (its SHA-256), the name with unsafe characters as '_' so it stays readable."""
+    raw = key.encode("utf-8", "surrogateescape")
+    name = _UNSAFE.sub("_", key.rsplit("/", 1)[-1])[-100:].lstrip(".") or "file"
+    return f"{UNUSABLE_PREFIX}{hashlib.sha256(raw).hexdigest()}/{name}"
 
 
 def check_prefix(prefix: str) -> str:
@@ -83,8 +162,11 @@ class LandingZone(ABC):
 
     # ---- backend primitives -------------------------------------------------------------
     @abstractmethod
-    def _iter_files(self, prefix: str, start_after: str = "") -> Iterator[LandedFile]:
-        """Every file whose key starts with ``prefix`` (quarantine included), any order."""
+    def _iter_files(
+        self, prefix: str, start_after: str = ""
+    ) -> Iterator[LandedFile | LandingProblem]:
+        """Every file whose key starts with ``prefix`` (quarantine included), any order, under
+        the key as found; a file the backend cannot even read as a LandingProblem."""
 
     @abstractmethod
     def _stat(self, key: str) -> LandedFile | None:
@@ -111,21 +193,36 @@ class LandingZone(ABC):
     def _where(self, key: str) -> str:
         return f"{key!r} in landing zone {self.url}"
 
-    def list(self, prefix: str = "", start_after: str = "") -> list[LandedFile]:
-        """Landed files whose key starts with ``prefix`` (a plain string prefix, as on S3),
+    def scan(self, prefix: str = "", start_after: str = "") -> Listing:
+        """Files whose key starts with ``prefix`` (a plain string prefix, as on S3),
         recursively, sorted by key; with ``start_after`` only keys after it (S3's StartAfter),
-        so a cursor lists only what arrived since. Never lists quarantine or hidden
-        ('.'-prefixed) files."""
+        so a cursor lists only what arrived since. Usable files and, apart, the problems:
+        files under keys the zone cannot use (``key_problem``) or cannot read. Quarantine is
+        never listed."""
         prefix = check_prefix(prefix)
-        files = [
-            f
-            for f in self._iter_files(prefix, start_after)
-            if f.key.startswith(prefix)
-            and f.key > start_after
-            and not f.key.startswith(QUARANTINE_PREFIX)
-            and not _is_hidden(f.key)
-        ]
-        return sorted(files)
+        files: list[LandedFile] = []
+        problems: list[LandingProblem] = []
+        for found in self._iter_files(prefix, start_after):
+            key = found.key
+            if (
+                not key.startswith(prefix)
+                or key <= start_after
+                or key.startswith(QUARANTINE_PREFIX)
+            ):
+                continue
+            if isinstance(found, LandingProblem):
+                problems.append(found)
+            elif (reason := key_problem(key)) is not None:
+                problems.append(
+                    LandingProblem(key, found.size, found.etag, found.last_modified, reason)
+                )
+            else:
+                files.append(found)
+        return Listing(sorted(files), sorted(problems, key=lambda p: p.key))
+
+    def list(self, prefix: str = "", start_after: str = "") -> list[LandedFile]:
+        """The usable files of ``scan``: what a step may read."""
+        return self.scan(prefix, start_after).files
 
     def read_bytes(self, key: str) -> bytes:
         return self._read(check_key(key))
@@ -143,10 +240,6 @@ class LandingZone(ABC):
         key = check_key(key)
         if key.startswith(QUARANTINE_PREFIX):
             raise LandingError(f"cannot land {self._where(key)}: {QUARANTINE_PREFIX} is reserved")
-        if _is_hidden(key):
-            raise LandingError(
-                f"cannot land {self._where(key)}: keys with '.'-prefixed segments are hidden"
-            )
         data = bytes(data)
         existing = self._stat(key)
         if existing is None:
@@ -175,7 +268,27 @@ class LandingZone(ABC):
         key = check_key(file.key)
         if key.startswith(QUARANTINE_PREFIX):
             raise LandingError(f"{self._where(key)} is already in quarantine")
-        dest = QUARANTINE_PREFIX + key
+        return self._copy_with_reason(file, QUARANTINE_PREFIX + key, reason, details or {})
+
+    def quarantine_problem(self, problem: LandingProblem) -> LandingProblem:
+        """Copy the file under an unusable key to ``unusable_quarantine_key(key)``, with the
+        reason document (the original key in ``key``) beside it; idempotent for the same
+        (key, etag). Returns the problem with its ``quarantine_key``, or, when the file cannot
+        be copied, with why in its reason: never raises, a bad key must not stop ingestion."""
+        if problem.etag is None or problem.last_modified is None:
+            return problem  # unreadable: its reason says so
+        file = LandedFile(problem.key, problem.size, problem.etag, problem.last_modified)
+        dest = unusable_quarantine_key(problem.key)
+        try:
+            self._copy_with_reason(file, dest, problem.reason, {"key_as_text": problem.text_key})
+        except (LandingError, OSError) as exc:
+            return dataclasses.replace(
+                problem, reason=f"{problem.reason}; not copied to quarantine: {exc}"
+            )
+        return dataclasses.replace(problem, quarantine_key=dest)
+
+    def _copy_with_reason(self, file: LandedFile, dest: str, reason: str, details: dict) -> str:
+        """Copy ``file`` to ``dest`` and write its reason document, unless done for its etag."""
         reason_key = dest + REASON_SUFFIX
         previous = self._read_reason(reason_key)
         if (
@@ -185,17 +298,17 @@ class LandingZone(ABC):
         ):
             return dest
         doc = {
-            "key": key,
+            "key": file.key,
             "etag": file.etag,
             "size": file.size,
             "reason": reason,
-            "details": details or {},
+            "details": details,
             "quarantined_at": datetime.now(UTC).isoformat(),
         }
         try:
             body = json.dumps(doc, indent=2, default=str).encode()
         except (TypeError, ValueError) as exc:
-            raise LandingError(f"quarantine details of {self._where(key)}: {exc}") from exc
+            raise LandingError(f"quarantine details of {self._where(file.key)}: {exc}") from exc
         # The copy first, the reason last: a reason document means the copy is complete.
         self._copy(file, dest)
         self._replace(reason_key, body)
@@ -211,12 +324,20 @@ class LandingZone(ABC):
         return doc if isinstance(doc, dict) else None
 
     def quarantined(self) -> list[dict]:
-        """The reason documents of every quarantined file, sorted by the original key."""
+        """The reason documents of every quarantined file, sorted by the original key.
+
+        Copies of files under unusable keys are not here (their keys cannot be read back
+        through the zone): ``scan`` reports those."""
         docs = []
         for f in self._iter_files(QUARANTINE_PREFIX):
-            if f.key.endswith(REASON_SUFFIX) and f.key.startswith(QUARANTINE_PREFIX):
+            if (
+                isinstance(f, LandedFile)
+                and f.key.endswith(REASON_SUFFIX)
+                and f.key.startswith(QUARANTINE_PREFIX)
+            ):
                 doc = self._read_reason(f.key)
-                if doc is not None and isinstance(doc.get("key"), str):
+                key = doc.get("key") if doc is not None else None
+                if isinstance(key, str) and key_problem(key) is None:
                     docs.append(doc)
         return sorted(docs, key=lambda d: d["key"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import stat as stat_mod
 import uuid
 from collections.abc import Iterator
@@ -12,9 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .base import LandedFile, LandingError, LandingZone, _AlreadyExists, md5_hex
+from .base import LandedFile, LandingError, LandingProblem, LandingZone, _AlreadyExists, md5_hex
 
 _CHUNK = 1 << 20
+#: the name ``_tmp_write`` gives a write in flight: the only name a listing skips unreported
+#: (it holds no landed file yet; one left by a crashed write never became one)
+_IN_FLIGHT = re.compile(r"\..+\.tmp-[0-9a-f]{32}", re.DOTALL)
 
 
 def path_from_file_url(url: str) -> Path:
@@ -60,20 +64,35 @@ class LocalLandingZone(LandingZone):
             last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
         )
 
-    def _iter_files(self, prefix: str, start_after: str = "") -> Iterator[LandedFile]:
+    def _iter_files(
+        self, prefix: str, start_after: str = ""
+    ) -> Iterator[LandedFile | LandingProblem]:
         # Walk only the deepest folder the prefix names.
         folder = prefix.rpartition("/")[0]
         start = self._path(folder) if folder else self.root
         yield from self._walk(start, f"{folder}/" if folder else "", start_after)
 
-    def _walk(self, folder: Path, key_prefix: str, start_after: str = "") -> Iterator[LandedFile]:
+    def _walk(
+        self, folder: Path, key_prefix: str, start_after: str = ""
+    ) -> Iterator[LandedFile | LandingProblem]:
         try:
             entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
             return
+        except OSError as exc:
+            if not key_prefix:
+                raise LandingError(f"cannot list landing zone {self.url}: {exc}") from exc
+            yield LandingProblem(
+                key_prefix,
+                0,
+                None,
+                None,
+                f"folder cannot be listed ({exc.strerror}): expected a folder the product can read",
+            )
+            return
         for entry in entries:
-            if entry.name.startswith("."):
-                continue  # temp files of in-flight writes, .DS_Store, ...
+            if _IN_FLIGHT.fullmatch(entry.name):
+                continue
             key = key_prefix + entry.name
             try:
                 if entry.is_dir():
@@ -82,9 +101,24 @@ class LocalLandingZone(LandingZone):
                         continue
                     yield from self._walk(Path(entry.path), key + "/", start_after)
                 elif entry.is_file() and key > start_after:
-                    yield self._file(key, entry.path, entry.stat())
+                    yield self._listed(key, entry.path, entry.stat())
             except FileNotFoundError:
                 continue  # vanished while listing
+
+    def _listed(self, key: str, path: str, st: os.stat_result) -> LandedFile | LandingProblem:
+        """The file, or a problem when its content cannot be read (no etag without it)."""
+        try:
+            return self._file(key, path, st)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            return LandingProblem(
+                key,
+                st.st_size,
+                None,
+                datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+                f"file cannot be read ({exc.strerror}): expected a file the product can read",
+            )
 
     def _stat(self, key: str) -> LandedFile | None:
         path = self._path(key)

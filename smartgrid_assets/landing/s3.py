@@ -104,8 +104,8 @@ class S3LandingZone(LandingZone):
             ):
                 for obj in page.get("Contents", []):
                     key = obj["Key"][len(self.prefix) :]
-                    if not key or key.endswith("/"):
-                        continue  # folder markers
+                    if (not key or key.endswith("/")) and obj["Size"] == 0:
+                        continue  # folder markers; one holding bytes is reported by scan()
                     yield self._file(key, obj["Size"], obj["ETag"], obj["LastModified"])
 
     def _stat(self, key: str) -> LandedFile | None:
