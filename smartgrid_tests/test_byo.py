@@ -4,14 +4,17 @@ files in ../shared/data and one end-to-end run with --materialize."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +24,7 @@ import pytest
 from smartgrid_assets import cli, contract
 from smartgrid_assets.ingest.byo import (
     CANONICAL,
+    LANDED,
     ByoError,
     Conversion,
     ExportSpec,
@@ -160,6 +164,104 @@ def test_fall_back_quarter_hours_each_series_by_its_own_order() -> None:
         assert mine["ts"].to_pylist() == [t.to_pydatetime() for t in local.tz_convert("UTC")]
         assert mine["kwh"].to_pylist() == [float(i) for i in range(12)]
     assert any("4 repeated local times" in n for n in conv.notes)
+
+
+def _fall_back_export(meters: int = 5) -> tuple[pd.DataFrame, dict[float, datetime]]:
+    """15-min readings of `meters` meters over the New York fall-back night, written in time
+    order as head-ends do, with local wall-clock times; each value -> its true UTC start."""
+    utc = pd.date_range("2017-11-05 03:00", "2017-11-05 08:45", freq="15min", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "meter": np.repeat([f"M{m}" for m in range(meters)], len(utc)),
+            "t": np.tile(utc.tz_convert(NY).strftime("%Y-%m-%d %H:%M"), meters),
+            "v": np.arange(meters * len(utc), dtype=float),
+        }
+    )
+    truth = dict(zip(frame["v"], np.tile(utc.to_pydatetime(), meters), strict=True))
+    return frame, truth
+
+
+def _fall_back_convert(frame: pd.DataFrame, fold: str = "order") -> Conversion:
+    spec = ExportSpec(time_col="t", value_col="v", meter_col="meter", tz=NY, dst_fold=fold)
+    return convert(frame.to_csv(index=False).encode(), "fb.csv", spec)
+
+
+def _placements(conv: Conversion, truth: dict[float, datetime]) -> tuple[int, int]:
+    """(right, wrong) interval starts of the landed readings."""
+    readings = conv.readings
+    got = list(zip(readings["kwh"].to_pylist(), readings["ts"].to_pylist(), strict=True))
+    wrong = sum(truth[kwh] != ts for kwh, ts in got)
+    return len(got) - wrong, wrong
+
+
+def test_fall_back_in_a_file_in_time_order_is_placed_by_its_order() -> None:
+    frame, truth = _fall_back_export()
+    repeated = frame["t"].str.contains(" 01:").sum()
+    assert repeated == 40  # 4 quarter hours twice, 5 meters
+    conv = _fall_back_convert(frame)
+    assert _placements(conv, truth) == (len(frame), 0)
+    assert conv.bad_rows == 0 and conv.rejected.num_rows == 0
+    assert any(n.startswith("4 repeated local times at the DST fall-back") for n in conv.notes)
+    # sorted by wall time instead (the two 01:00 side by side): the first is before the change
+    by_wall = frame.sort_values(["meter", "t"], kind="stable")
+    assert _placements(_fall_back_convert(by_wall), truth) == (len(frame), 0)
+
+
+def test_fall_back_in_a_shuffled_file_is_never_placed_by_its_order() -> None:
+    frame, truth = _fall_back_export()
+    shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    conv = _fall_back_convert(shuffled)
+    right, wrong = _placements(conv, truth)
+    assert wrong == 0
+    repeated = shuffled["t"].str.contains(" 01:")
+    assert right == len(frame) - repeated.sum()
+    # every repeated-hour reading is either placed right or rejected, saying why
+    rejected = conv.rejected.to_pylist()
+    assert sorted(r["source_row"] for r in rejected) == sorted(
+        (np.flatnonzero(repeated) + 1).tolist()
+    )
+    for r in rejected:
+        clock = shuffled["t"][r["source_row"] - 1]
+        assert r["rejected_field"] == "t" and r["rejected_value"] == clock
+        assert r["rejected_reason"] == (
+            f"an unambiguous local time: {clock[11:]} occurs twice on 2017-11-05 in {NY} and "
+            "the file is not in time order; pass --dst-fold first|second"
+        )
+        assert r["ts"] is None and r["meter_id"] == shuffled["meter"][r["source_row"] - 1]
+        assert r["kwh"] == shuffled["v"][r["source_row"] - 1]
+    assert conv.bad_rows == 40
+    assert conv.bad_examples[0].startswith(
+        f"file fb.csv row {rejected[0]['source_row']} field t: expected an unambiguous local time"
+    )
+
+
+def test_dst_fold_first_second_and_reject() -> None:
+    frame, truth = _fall_back_export(meters=1)
+    first_hour = frame.iloc[:12]  # 23:00..01:45 EDT
+    second_hour = pd.concat([frame.iloc[:4], frame.iloc[12:]])  # 23:00 EDT, then from 01:00 EST
+    assert _placements(_fall_back_convert(first_hour, "first"), truth) == (12, 0)
+    assert _placements(_fall_back_convert(second_hour, "second"), truth) == (len(second_hour), 0)
+    conv = _fall_back_convert(second_hour.sample(frac=1.0, random_state=1), "second")
+    assert _placements(conv, truth) == (len(second_hour), 0)  # whatever the order
+    assert "4 readings at repeated local times in America/New_York taken as after it " in (
+        " ".join(conv.notes)
+    )
+    # in time order, but each repeated time once: the order cannot tell which, so no guess
+    conv = _fall_back_convert(second_hour)
+    assert _placements(conv, truth) == (len(second_hour) - 4, 0)
+    assert conv.rejected["rejected_reason"].to_pylist()[0] == (
+        f"an unambiguous local time: 01:00 occurs twice on 2017-11-05 in {NY} and the file has "
+        "it once (its order cannot tell which); pass --dst-fold first|second"
+    )
+    conv = _fall_back_convert(frame, "reject")
+    assert _placements(conv, truth) == (len(frame) - 8, 0)
+    assert conv.rejected.num_rows == 8
+    assert set(conv.rejected["rejected_reason"].to_pylist()) == {
+        f"an unambiguous local time: 01:{m} occurs twice on 2017-11-05 in {NY} (--dst-fold reject)"
+        for m in ("00", "15", "30", "45")
+    }
+    with pytest.raises(ByoError, match=r"field t \(--dst-fold\): expected one of order, first"):
+        _fall_back_convert(frame, "guess")
 
 
 def test_explicit_offsets_are_used_as_they_are() -> None:
@@ -354,6 +456,84 @@ def test_received_column_is_a_second_channel() -> None:
     assert conv.kwh_by_channel() == {"delivered": 2.0, "received": 2.0}
 
 
+def test_a_channel_column_keeps_its_labels() -> None:
+    canonical = _csv(
+        """
+        meter_id,ts,interval_minutes,channel,kwh
+        S1,2026-03-16T00:00:00Z,15,delivered,1.5
+        S1,2026-03-16T00:00:00Z,15,received,0.5
+        S1,2026-03-16T00:15:00Z,15,received,2
+        """
+    )
+    spec = ExportSpec(time_col="ts", value_col="kwh", meter_col="meter_id")
+    conv = convert(canonical, "c.csv", spec)
+    assert _rows(conv) == [
+        ("S1", _utc("2026-03-16 00:00"), 15, "delivered", 1.5),
+        ("S1", _utc("2026-03-16 00:00"), 15, "received", 0.5),
+        ("S1", _utc("2026-03-16 00:15"), 15, "received", 2.0),
+    ]
+    assert conv.solar_meters == ["S1"]
+    assert "channels as labelled in the column 'channel'" in conv.notes
+
+
+def test_channel_col_maps_labels_and_rejects_the_rest() -> None:
+    data = _csv(
+        """
+        meter,t,dir,v
+        S1,2026-03-16T00:00:00Z,Import,1
+        S1,2026-03-16T00:00:00Z, EXPORT ,2
+        S1,2026-03-16T00:15:00Z,delivered,3
+        S1,2026-03-16T00:15:00Z,Received,4
+        S1,2026-03-16T00:30:00Z,net,5
+        """
+    )
+    spec = ExportSpec(time_col="t", value_col="v", meter_col="meter", channel_col="dir")
+    conv = convert(data, "ch.csv", spec)
+    assert [(r[3], r[4]) for r in _rows(conv)] == [
+        ("delivered", 1.0),
+        ("delivered", 3.0),
+        ("received", 2.0),
+        ("received", 4.0),
+    ]
+    (bad,) = conv.rejected.to_pylist()
+    assert (bad["source_row"], bad["rejected_field"], bad["rejected_value"]) == (5, "dir", "net")
+    assert bad["rejected_reason"] == "a channel: delivered or received (or import or export)"
+    assert bad["channel"] is None and bad["kwh"] == 5.0 and bad["meter_id"] == "S1"
+    with pytest.raises(ByoError, match=r"either --channel-col .* or --received-col"):
+        convert(data, "ch.csv", replace(spec, received_col="v"))
+
+
+def test_european_export_semicolons_decimal_commas_and_a_byte_order_mark() -> None:
+    data = codecs.BOM_UTF8 + _csv(
+        """
+        Zähler;Zeit;kWh
+        Z1;16.03.2026 00:00;1,5
+        Z1;16.03.2026 00:15;0,25
+        Z1;16.03.2026 00:30;1.250
+        Z1;16.03.2026 00:45;-2
+        """
+    )
+    spec = ExportSpec(
+        time_col="Zeit", value_col="kWh", meter_col="Zähler", tz="Europe/Berlin", decimal=","
+    )
+    conv = convert(data, "de.csv", spec)  # ';' found in the header, the BOM not in a name
+    assert conv.readings["kwh"].to_pylist() == [1.5, 0.25, -2.0]
+    assert conv.readings["ts"].to_pylist()[0] == _utc("2026-03-15 23:00")
+    (bad,) = conv.rejected.to_pylist()  # a point may be a thousands separator: not guessed
+    assert (bad["source_row"], bad["rejected_value"]) == (3, "1.250")
+    assert bad["rejected_reason"] == "a finite number with a decimal comma (--decimal ,)"
+    # an explicit delimiter (any one character) wins over the header's
+    piped = b"t|v\n2026-03-16T00:00:00Z|1,5\n2026-03-16T00:15:00Z|2\n"
+    one = ExportSpec(time_col="t", value_col="v", meter_id="M", decimal=",")
+    assert convert(piped, "p.csv", one).readings["kwh"].to_pylist() == [1.5, 2.0]
+    with pytest.raises(ByoError, match="header field t: expected a column 't'"):
+        convert(piped, "p.csv", replace(one, delimiter=";"))
+    with pytest.raises(ByoError, match=r"\(--delimiter\): expected one character"):
+        convert(piped, "p.csv", replace(one, delimiter=";;"))
+    tabbed = b"t\tv\n2026-03-16T00:00:00Z\t1\n2026-03-16T00:15:00Z\t2\n"
+    assert convert(tabbed, "t.csv", replace(one, delimiter="\\t")).rows_out == 2
+
+
 def test_gzip_and_parquet_exports() -> None:
     text = _csv("t;v\n2026-03-16T00:00:00Z;1\n2026-03-16T00:05:00Z;2")  # ';' separated
     conv = convert(gzip.compress(text), "g.csv.gz", SINGLE)
@@ -443,7 +623,73 @@ def test_bad_rows_are_counted_with_examples_and_the_good_rows_kept() -> None:
         "file b.csv row 5 field v: expected a number, found an empty value",
         "file b.csv row 6 field v: expected a finite number, found 'inf'",
     ]
-    assert "5 bad rows left out" in conv.notes
+    assert "5 bad rows landed as rejected rows (they go to rejected_readings)" in conv.notes
+    # every bad row lands, after the good ones, with its field, value as found and reason
+    landed = pq.read_table(io.BytesIO(conv.parquet_bytes()))
+    assert landed.schema == LANDED
+    assert landed.num_rows == 7 and landed["source_row"].to_pylist() == [1, 7, 2, 3, 4, 5, 6]
+    rejected = landed.slice(2).to_pylist()
+    assert [
+        (r["source_row"], r["rejected_field"], r["rejected_value"], r["rejected_reason"])
+        for r in rejected
+    ] == [
+        (2, "v", "abc", "a finite number"),
+        (3, "t", "yesterday", "a timestamp (ISO 8601)"),
+        (4, "meter", None, "a meter id"),
+        (5, "v", None, "a number"),
+        (6, "v", "inf", "a finite number"),
+    ]
+    # the reading's columns where they are known
+    assert [(r["meter_id"], r["ts"], r["channel"], r["kwh"]) for r in rejected] == [
+        ("M1", _utc("2026-03-16 00:15"), "delivered", None),
+        ("M1", None, "delivered", 3.0),
+        (None, None, "delivered", 4.0),
+        ("M1", _utc("2026-03-16 01:00"), "delivered", None),
+        ("M1", _utc("2026-03-16 01:15"), "delivered", None),
+    ]
+    good = landed.slice(0, 2)
+    assert good["rejected_reason"].null_count == 2
+    assert good.select(CANONICAL.names).cast(CANONICAL).equals(conv.readings)
+
+
+def test_rejected_rows_of_wide_and_two_channel_files() -> None:
+    wide = _csv(
+        """
+        time,M2,M1
+        2026-03-16T00:00:00Z,1,x
+        2026-03-16T00:30:00Z,,20
+        never,3,30
+        """
+    )
+    conv = convert(wide, "w.csv", ExportSpec(time_col="time", wide=True, interval_minutes=30))
+    assert conv.source_rows.to_pylist() == [2, 1]  # M1 at row 2, M2 at row 1
+    assert [
+        (r["source_row"], r["rejected_field"], r["rejected_value"], r["meter_id"], r["kwh"])
+        for r in conv.rejected.to_pylist()
+    ] == [(1, "M1", "x", "M1", None), (3, "time", "never", None, None)]
+    two = _csv(
+        """
+        meter,t,imp,exp
+        S1,2026-03-16T00:00:00Z,1.5,0
+        S1,2026-03-16T00:15:00Z,0.5,bad
+        S1,2026-03-16T00:30:00Z,0.5,1
+        """
+    )
+    spec = ExportSpec(time_col="t", value_col="imp", meter_col="meter", received_col="exp")
+    conv = convert(two, "r.csv", spec)
+    assert conv.rows_out == 4  # a bad field spoils its whole row
+    (bad,) = conv.rejected.to_pylist()
+    assert bad == {
+        "meter_id": "S1",
+        "ts": _utc("2026-03-16 00:15"),
+        "interval_minutes": 15,
+        "channel": "received",
+        "kwh": None,
+        "source_row": 2,
+        "rejected_field": "exp",
+        "rejected_value": "bad",
+        "rejected_reason": "a finite number",
+    }
 
 
 def test_a_file_without_one_good_row_is_refused() -> None:
@@ -463,9 +709,25 @@ def test_exact_duplicate_rows_are_dropped_and_reported() -> None:
         """
     )
     conv = convert(data, "dup.csv", SINGLE)
-    assert conv.rows_out == 4
-    assert "1 exact duplicate row (same meter, channel, interval and value) dropped" in conv.notes
+    assert conv.rows_out == 4 and conv.bad_rows == 0
+    assert (
+        "1 exact duplicate row (same meter, channel, interval and value) landed as rejected rows"
+        in conv.notes
+    )
     assert "1 duplicate intervals with different values kept (VEE flags them)" in conv.notes
+    assert conv.source_rows.to_pylist() == [1, 3, 4, 5]
+    (dup,) = conv.rejected.to_pylist()
+    assert dup == {
+        "meter_id": "M1",
+        "ts": _utc("2026-03-16 00:00"),
+        "interval_minutes": 30,
+        "channel": "delivered",
+        "kwh": 1.0,
+        "source_row": 2,
+        "rejected_field": "t",
+        "rejected_value": "2026-03-16T00:00:00Z",
+        "rejected_reason": "exact duplicate of row 1: same meter, channel, interval and value",
+    }
 
 
 # ---- landing and the registry ---------------------------------------------------------------
@@ -523,7 +785,7 @@ def test_unknown_meters_are_registered_in_a_full_registry_file(tmp_path: Path) -
     assert rows["N1"]["multiplier"] == 1.0
     assert rows["N1"]["transformer_id"] is None and rows["N1"]["feeder_id"] is None
     landed = pq.read_table(io.BytesIO(zone.read_bytes(result.readings[0].key)))
-    assert landed.schema.names == CANONICAL.names and landed.num_rows == 6
+    assert landed.schema == LANDED and landed.num_rows == 6
 
 
 def test_strict_refuses_unknown_meters_and_lands_nothing(tmp_path: Path) -> None:
@@ -619,10 +881,59 @@ def test_cli_reports_bad_rows_and_json(home: Path, capsys: pytest.CaptureFixture
     ]
     assert file["status"] == "landed" and file["key"].endswith("/x.parquet")
     assert report["registry"]["new_meters"] == ["M"]
-    assert "1 bad rows not landed" in err
+    assert "1 bad rows landed as rejected rows (they go to rejected_readings)" in err
+    assert file["rejected_rows"] == 1
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "(unchanged)" in out and "registry ->" not in out
+
+
+def test_cli_land_options_for_channels_dst_and_european_files(
+    home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    export = home / "eu.csv"
+    export.write_bytes(
+        codecs.BOM_UTF8 + b"meter;time;dir;value\n"
+        b"E1;2017-10-29 01:30;import;1,5\n"
+        b"E1;2017-10-29 02:30;export;0,5\n"
+        b"E1;2017-10-29 02:30;import;2,5\n"
+        b"E1;2017-10-29 03:30;import;3\n"
+    )
+    args = [
+        "land",
+        str(export),
+        "--meter-col",
+        "meter",
+        "--time-col",
+        "time",
+        "--value-col",
+        "value",
+        "--channel-col",
+        "dir",
+        "--tz",
+        "Europe/Berlin",
+        "--interval-minutes",
+        "60",
+        "--decimal",
+        ",",
+        "--delimiter",
+        ";",
+        "--dst-fold",
+        "second",
+        "--json",
+    ]
+    assert cli.main(args) == 0
+    (file,) = json.loads(capsys.readouterr().out)["files"]
+    assert file["rows_out"] == 4 and file["bad_rows"] == 0
+    assert file["kwh_by_channel"] == {"delivered": 7.0, "received": 0.5}
+    assert file["first_ts"] == "2017-10-28T23:30:00+00:00"
+    assert file["last_ts"] == "2017-10-29T02:30:00+00:00"  # 02:30 CET, after the change
+    assert cli.main([*args[:-2], "reject", "--json"]) == 0
+    out, err = capsys.readouterr()
+    (file,) = json.loads(out)["files"]
+    assert file["rows_out"] == 2 and file["bad_rows"] == 2 and file["rejected_rows"] == 2
+    assert "2 bad rows landed as rejected rows (they go to rejected_readings)" in err
+    assert "02:30 occurs twice on 2017-10-29 in Europe/Berlin (--dst-fold reject)" in err
 
 
 def test_cli_refuses_to_materialize_data_before_the_first_partition(
@@ -660,6 +971,8 @@ def test_cli_land_and_materialize_end_to_end(home: Path, capsys: pytest.CaptureF
         writer.writerow(["meter", "time", "import_wh", "export_wh"])
         for meter, export_wh in (("BYO-1", 40.0), ("BYO-2", 0.0)):
             writer.writerows([meter, t, 250.0, export_wh] for t in local)
+        # a clock reset and an unreadable time: rejected rows, and no day of 1970 to run
+        writer.writerows([["BYO-2", "1970-01-01 00:00", 250.0, 0.0], ["BYO-2", "soon", 1, 0]])
     code = cli.main(
         [
             "land",
@@ -681,7 +994,7 @@ def test_cli_land_and_materialize_end_to_end(home: Path, capsys: pytest.CaptureF
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "local days 2026-03-27..2026-03-30 (Europe/Berlin)" in out
+    assert "local days 1970-01-01..2026-03-30 (Europe/Berlin)" in out  # as the export says
     assert "1 new meter(s) registered as class unknown: BYO-1" in out
     assert "materialize: meters  run " in out
     daily = [line for line in out.splitlines() if "raw_readings" in line]
@@ -697,6 +1010,13 @@ def test_cli_land_and_materialize_end_to_end(home: Path, capsys: pytest.CaptureF
     raw = platform.lake.read_days("raw_readings", days, contract.READINGS)
     # 4 days of which one has 23 hours: 380 quarter hours per meter and channel
     assert raw.num_rows == 2 * 2 * len(utc) == 2 * 2 * 380
+    rejected = platform.warehouse.read(
+        "SELECT field, value, reason, day FROM rejected_readings ORDER BY value"
+    ).to_pylist()
+    assert len(rejected) == 3, rejected  # the 1970 row on both channels, the unreadable time
+    assert all(r["day"] is None for r in rejected)
+    assert sum("SMARTGRID_START_DATE" in r["reason"] for r in rejected) == 2
+    assert any(r["value"] == "soon" and "export row" in r["reason"] for r in rejected)
     meters = platform.warehouse.read("SELECT meter_id, customer_class, has_solar FROM meters")
     assert sorted(meters.to_pylist(), key=lambda r: r["meter_id"]) == [
         {"meter_id": "BYO-1", "customer_class": "unknown", "has_solar": True},
@@ -725,16 +1045,14 @@ def _local_counts(conv: Conversion, tz: str) -> pd.Series:
     return conv.readings["ts"].to_pandas().dt.tz_convert(tz).dt.date.value_counts()
 
 
+PJME_SPEC = ExportSpec(
+    time_col="Datetime", value_col="PJME_MW", meter_id="PJME", unit="MW", time_label="end", tz=NY
+)
+
+
 def test_pjme_hour_ending_eastern_time() -> None:
     path = _shared("PJME_hourly.csv")
-    spec = ExportSpec(
-        time_col="Datetime",
-        value_col="PJME_MW",
-        meter_id="PJME",
-        unit="MW",
-        time_label="end",
-        tz=NY,
-    )
+    spec = PJME_SPEC
     conv = _timed(path, spec)
     source = pd.read_csv(path)
     assert conv.rows_in == conv.rows_out == len(source) == 145_366
@@ -763,6 +1081,39 @@ def test_pjme_hour_ending_eastern_time() -> None:
         )
     )
     assert day.num_rows == 3
+
+
+def test_pjme_repeats_follow_the_file_order_only_where_it_is_in_time_order() -> None:
+    path = _shared("PJME_hourly.csv")
+    spec = PJME_SPEC
+    source = pd.read_csv(path, dtype=str)
+    repeats = source[source["Datetime"].duplicated(keep=False)]
+    assert len(repeats) == 8 and set(repeats["Datetime"].str[11:]) == {"02:00"}
+    # chunked, but each day in time order: HE02 twice, the first before the change
+    conv = _timed(path, spec)
+    landed = conv.landed()
+    landed = landed.filter(pc.is_in(landed["source_row"], pa.array(repeats.index + 1)))
+    where = dict(zip(landed["source_row"].to_pylist(), landed["ts"].to_pylist(), strict=True))
+    for day, rows in repeats.groupby("Datetime").groups.items():
+        date_ = datetime.strptime(day, "%d-%m-%Y %H:%M").date()
+        first, second = sorted(r + 1 for r in rows)
+        before = datetime.combine(date_, datetime.min.time(), UTC) + timedelta(hours=5)
+        assert (where[first], where[second]) == (before, before + timedelta(hours=1)), day
+    # shuffled: the repeated hours are rejected, never placed by chance; the rest lands
+    order = np.random.default_rng(3).permutation(len(source))
+    shuffled = source.iloc[order].to_csv(index=False).encode()
+    conv = convert(shuffled, "PJME_shuffled.csv", spec)
+    assert conv.rows_out == len(source) - 8 and conv.bad_rows == 8
+    rejected = conv.rejected.to_pylist()
+    assert sorted(source["Datetime"].iloc[order[[r["source_row"] - 1 for r in rejected]]]) == (
+        sorted(repeats["Datetime"])
+    )
+    assert {r["rejected_reason"] for r in rejected} == {
+        f"an unambiguous local time: 02:00 (an interval end) occurs twice on {day} in {NY} and "
+        "the file is not in time order; pass --dst-fold first|second"
+        for day in ("2014-11-02", "2015-11-01", "2016-11-06", "2017-11-05")
+    }
+    assert pc.count_distinct(conv.readings["ts"]).as_py() == conv.rows_out
 
 
 def test_vic_elec_half_hours_in_utc() -> None:
@@ -804,9 +1155,15 @@ def test_household_samples(sample: int, rows: int, interval: int, duplicates: in
     assert conv.readings["ts"].to_pandas().tolist() == expected.tolist()
     if duplicates:
         note = (
-            f"{duplicates} exact duplicate rows (same meter, channel, interval and value) dropped"
+            f"{duplicates} exact duplicate rows (same meter, channel, interval and value) landed "
+            "as rejected rows"
         )
         assert note in conv.notes
+        assert conv.rejected.num_rows == duplicates
+        assert set(conv.rejected["rejected_reason"].to_pylist()) <= {
+            f"exact duplicate of row {n}: same meter, channel, interval and value"
+            for n in range(1, rows + 1)
+        }
     if sample == 1:
         at = pa.scalar(_utc("2013-10-27 00:00"), contract.UTC_TS)
         assert conv.readings.filter(pc.equal(conv.readings["ts"], at)).num_rows == 1
