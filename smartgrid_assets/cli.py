@@ -68,8 +68,17 @@ def _print_table(table: pa.Table, fmt: str) -> None:
 
 
 def _cmd_sql(args: argparse.Namespace) -> int:
-    result = warehouse(load_settings()).query_readonly(args.query)
-    _print_table(result, args.format)
+    """Every failure is one line, whatever raised it (a refusal, a typo, the lake or the
+    database out of reach, a result the format cannot print): an analyst's tool."""
+    try:
+        result = warehouse(load_settings()).query_readonly(args.query)
+        _print_table(result, args.format)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else ""
+        if not isinstance(exc, (SettingsError, WarehouseError)):
+            reason = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        raise CliError(reason) from exc
     return 0
 
 
@@ -158,6 +167,10 @@ def _land_spec(args: argparse.Namespace) -> ExportSpec:
         wide=args.wide,
         meter_id=args.meter_id,
         time_format=args.time_format,
+        channel_col=args.channel_col,
+        dst_fold=args.dst_fold,
+        decimal=args.decimal,
+        delimiter=args.delimiter,
     )
 
 
@@ -191,6 +204,26 @@ def _partition_window(settings: Settings, first: date, last: date) -> tuple[date
     if hi < last:
         left_out.append(f"{hi + timedelta(days=1)}..{last} has no partition yet: not materialized")
     return lo, hi, left_out
+
+
+def _landed_days(platform: Platform, keys: list[str]) -> tuple[date, date] | None:
+    """The local days the landed files' readings span as ingestion reads them: a row dated
+    1970 or 2999 is a rejected row there and names no day to materialize."""
+    import pyarrow.compute as pc
+
+    from smartgrid_assets.ingest.files import local_day
+
+    platform.catalog.refresh()
+    index = platform.catalog.index()
+    files = index.filter(
+        pc.and_(pc.is_in(index["key"], pa.array(keys)), pc.equal(index["status"], "ok"))
+    )
+    bounds = pa.chunked_array(files["min_ts"].chunks + files["max_ts"].chunks)
+    days = local_day(bounds, platform.tz).drop_null()
+    if not len(days):
+        return None
+    span = pc.min_max(days)
+    return span["min"].as_py(), span["max"].as_py()
 
 
 def _run_assets(
@@ -274,14 +307,17 @@ def _cmd_land(args: argparse.Namespace) -> int:
     for conv in conversions:
         if conv.bad_rows:
             print(
-                f"smartgrid land: file {conv.name}: {conv.bad_rows} bad rows not landed; first: "
-                f"{conv.bad_examples[0]}",
+                f"smartgrid land: file {conv.name}: {conv.bad_rows} bad rows landed as rejected "
+                f"rows (they go to rejected_readings); first: {conv.bad_examples[0]}",
                 file=sys.stderr,
             )
     if not args.json:
         _print_land(report)
     runs = []
     if window is not None:
+        landed_days = _landed_days(platform, [landed.key for landed in result.readings])
+        if landed_days is not None:  # the days the landed rows name, out-of-range rows apart
+            window = _partition_window(settings, *landed_days)
         first, last, left_out = window
         report["materialize"] = {"skipped": left_out, "runs": runs}
         for note in left_out:
@@ -365,6 +401,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         interval_minutes=args.interval_minutes,
         format=args.format,
         time_format=args.time_format,
+        dst_fold=args.dst_fold,
+        decimal=args.decimal,
+        delimiter=args.delimiter,
     )
     series = read_series(path.read_bytes(), path.name, spec, weather)
     config = ForecastConfig(train_days=args.train_days) if args.train_days else ForecastConfig()
@@ -424,7 +463,10 @@ def _print_land(report: dict) -> None:
     for f in report["files"]:
         intervals = ", ".join(f"{m} min" for m in f["meters_by_interval_minutes"])
         print(f"{f['file']} -> {f['key']} ({f['status']})")
-        print(f"  rows in {f['rows_in']:,}  out {f['rows_out']:,}  bad {f['bad_rows']:,}")
+        print(
+            f"  rows in {f['rows_in']:,}  out {f['rows_out']:,}  bad {f['bad_rows']:,}  "
+            f"landed as rejected {f['rejected_rows']:,}"
+        )
         print(f"  meters {f['meters']:,} ({intervals}): {_few(f['meter_ids'])}")
         days = f["local_days"]
         print(f"  local days {days[0]}..{days[1]} ({f['tz']})  UTC {f['first_ts']}..{f['last_ts']}")
@@ -474,6 +516,28 @@ def _add_time_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=("csv", "parquet"), help="file format (default: by extension)"
     )
+    parser.add_argument(
+        "--dst-fold",
+        choices=("order", "first", "second", "reject"),
+        default="order",
+        help="a naive local time the clocks repeat at the fall-back change: order (default: "
+        "by the file's order where it is in time order around the change; else, or when the "
+        "file holds the time once, the row is rejected), first / second (before / after the "
+        "change) or reject",
+    )
+    parser.add_argument(
+        "--decimal",
+        choices=(".", ","),
+        default=".",
+        metavar="MARK",
+        help="decimal mark of the values: . (default) or , (then a value holding a point is a "
+        "bad row: it may be a thousands separator)",
+    )
+    parser.add_argument(
+        "--delimiter",
+        help="CSV field separator, one character, \\t for a tab (default: whichever of , ; tab "
+        "| the header line uses most)",
+    )
 
 
 def _add_series_options(parser: argparse.ArgumentParser) -> None:
@@ -484,6 +548,11 @@ def _add_series_options(parser: argparse.ArgumentParser) -> None:
         "--meter-id", help="meter id of a single-series file without a meter column"
     )
     parser.add_argument("--received-col", help="column of exported (received) values, if any")
+    parser.add_argument(
+        "--channel-col",
+        help="column of channel labels: delivered or received (also import or export), any case "
+        "(default: a column named channel, if there is one and no --received-col)",
+    )
     parser.add_argument(
         "--wide", action="store_true", help="one column per meter (its name is the meter id)"
     )
@@ -508,7 +577,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--json", action="store_true", help="print the summary as JSON")
     synth.set_defaults(func=_cmd_synth)
 
-    sql = sub.add_parser("sql", help="query the warehouse read-only")
+    sql = sub.add_parser(
+        "sql",
+        help="query the warehouse read-only",
+        description="Query the warehouse read-only, as the database enforces it: a read-only "
+        "DuckDB connection without file access, or a least-privilege PostgreSQL role "
+        "(SMARTGRID_SQL_URL) in a READ ONLY transaction; cancelled after "
+        "SMARTGRID_SQL_TIMEOUT_S seconds.",
+    )
     sql.add_argument("query", help='e.g. "SELECT count(*) FROM cleaned_readings"')
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.set_defaults(func=_cmd_sql)
@@ -533,7 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert exports (CSV, .csv.gz, Parquet) into the canonical readings "
         "contract and land them as Parquet under readings/<today>/; meters the registry does "
         "not know are registered as class unknown (unless --strict). Rows are numbered from 1 "
-        "after the header.",
+        "after the header. Rows that cannot be used (and exact duplicates) land beside the "
+        "readings as rejected rows with the field, the value and the reason, and reach the "
+        "rejected_readings table.",
     )
     land.add_argument("files", nargs="+", metavar="FILE")
     _add_time_options(land)

@@ -89,6 +89,25 @@ REJECTED_READINGS = _schema(
     "when it could be read.",
 )
 
+LANDING_PROBLEMS = _schema(
+    "landing_problems",
+    "1.0",
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("etag", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("quarantine_key", pa.string()),
+        pa.field("found_at", UTC_TS, nullable=False),
+    ],
+    "Files in the landing zone under keys it cannot use (a backslash, an empty, '.' or '..' "
+    "segment, a name starting with '.', a control character, too long) or cannot read: never "
+    "ingested, never skipped in silence. key is as found (bytes that are not UTF-8 as \\xNN); "
+    "reason names the rule broken and what is expected; quarantine_key is the copy under "
+    "quarantine/_unusable_keys/ (null when it could not be copied); found_at is when the "
+    "pipeline first saw this key and etag. The whole table is the zone as last listed.",
+)
+
 METERS = _schema(
     "meters",
     "1.0",
@@ -328,6 +347,23 @@ DATA_QUALITY_CHECKS = _schema(
     "that day's partition, or one run in a run over it), as the data quality report saw it.",
 )
 
+QUALITY_HOLDS = _schema(
+    "quality_holds",
+    "1.0",
+    [
+        pa.field("local_day", pa.date32(), nullable=False),
+        pa.field("asset_key", pa.string(), nullable=False),
+        pa.field("check_name", pa.string(), nullable=False),
+        pa.field("unexpected_count", pa.int64(), nullable=False),
+        pa.field("affected_share", pa.float64()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("held_at", UTC_TS, nullable=False),
+    ],
+    "Local days held back by a failed blocking check: what is downstream of the asset does not "
+    "build them until a re-run of the day (the late file landed) passes. One row per failed "
+    "check; a day that passes has none.",
+)
+
 
 SCHEMAS: dict[str, pa.Schema] = {
     s.metadata[b"smartgrid.name"].decode(): s
@@ -335,6 +371,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         READINGS,
         CLEANED_READINGS,
         REJECTED_READINGS,
+        LANDING_PROBLEMS,
         METERS,
         TRANSFORMERS,
         WEATHER_OBSERVED,
@@ -348,6 +385,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         METER_DAILY,
         DATA_QUALITY_REPORT,
         DATA_QUALITY_CHECKS,
+        QUALITY_HOLDS,
     )
 }
 
@@ -392,3 +430,11 @@ def dictionary_strings(schema: pa.Schema) -> pa.Schema:
 def project(schema: pa.Schema, names: tuple[str, ...]) -> pa.Schema:
     """`schema` restricted to `names`: what a step reads when it needs only those columns."""
     return pa.schema([schema.field(name) for name in names], metadata=schema.metadata)
+
+
+#: optional columns of a landed readings file: rows a converter (`smartgrid land`) could not
+#: read, landed with the field, the value as found and the reason, so they reach
+#: rejected_readings instead of being left out
+REJECT_COLUMNS = ("rejected_field", "rejected_value", "rejected_reason")
+#: optional column of a converter's landed file: the row of the original export it came from
+SOURCE_ROW = "source_row"

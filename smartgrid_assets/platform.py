@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from smartgrid_assets.days import day_start_utc
 from smartgrid_assets.ingest.catalog import ReadingsCatalog
 from smartgrid_assets.lake import Lake
 from smartgrid_assets.landing import LandingZone, landing_zone
@@ -23,7 +24,9 @@ class Platform:
         self.landing = landing_zone(self.settings)
         self.lake = Lake.from_settings(self.settings)
         self.warehouse = warehouse(self.settings, self.lake)
-        self.catalog = ReadingsCatalog(self.landing, self.lake)
+        self.catalog = ReadingsCatalog(
+            self.landing, self.lake, earliest=day_start_utc(self.settings.start_date, self.tz)
+        )
 
     @property
     def tz(self) -> str:

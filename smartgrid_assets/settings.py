@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
@@ -48,6 +49,14 @@ class Settings:
     alert_max_per_tick: int = 20
     #: sender address of alert emails
     alert_email_from: str = "smartgrid-alerts@localhost"
+    #: share of the meters in service that may be short of readings (or mostly estimated) on a
+    #: day while the day still goes on downstream (with a warning); above it the day is held
+    quality_max_affected_share: float = 0.2
+    #: the least-privilege login `smartgrid sql` uses on a PostgreSQL warehouse; None: the
+    #: warehouse URL with the reader role `<database>_sql_reader` as user and no password
+    sql_url: str | None = None
+    #: seconds a `smartgrid sql` query may run before it is cancelled
+    sql_timeout_s: float = 60.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -79,6 +88,21 @@ def select_arrow_memory_pool(environ: Mapping[str, str] | None = None) -> None:
     env = os.environ if environ is None else environ
     if not env.get("ARROW_DEFAULT_MEMORY_POOL"):
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+#: Dagster reads it itself. Unset, a single-run backfill logs one planned event per asset and
+#: day before it starts: 26,000 SQLite writes for two years of days, more than 50 minutes here.
+#: Set, one event per asset; Dagster then does not mark the days of a failed run failed, which
+#: the product records per day itself (`pipeline/holds.py`).
+PLANNED_EVENTS_VARIABLE = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+def select_dagster_planned_events(environ: MutableMapping[str, str] | None = None) -> None:
+    """One planned event per asset of a run in every process that starts runs from this code
+    (`smartgrid land --materialize`, `smartgrid demo`), unless the variable is set already;
+    `make dev` and the deploy image set it for the webserver and the daemon."""
+    env = os.environ if environ is None else environ
+    env.setdefault(PLANNED_EVENTS_VARIABLE, "1")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +147,30 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"SMARTGRID_FRESHNESS_HOUR={hour!r}: expected a local hour from 0 to 23"
         )
+    affected = get("SMARTGRID_QUALITY_MAX_AFFECTED_SHARE") or "0.2"
+    try:
+        affected_share = float(affected)
+    except ValueError:
+        affected_share = -1.0
+    if not 0 <= affected_share <= 1:
+        raise SettingsError(
+            f"SMARTGRID_QUALITY_MAX_AFFECTED_SHARE={affected!r}: expected a share from 0 to 1 "
+            "(e.g. 0.2)"
+        )
+    sql_url = get("SMARTGRID_SQL_URL")
+    if sql_url is not None and (
+        not sql_url.startswith(("postgresql://", "postgres://")) or not urlsplit(sql_url).username
+    ):
+        # The value is not echoed: it may hold a password.
+        raise SettingsError(
+            "SMARTGRID_SQL_URL: expected a postgresql:// URL that names its user, the login of a "
+            "least-privilege role"
+        )
+    timeout = get("SMARTGRID_SQL_TIMEOUT_S") or "60"
+    if not re.fullmatch(r"\d+(\.\d+)?", timeout) or float(timeout) <= 0:
+        raise SettingsError(
+            f"SMARTGRID_SQL_TIMEOUT_S={timeout!r}: expected seconds above 0 (e.g. 60 or 0.5)"
+        )
     return Settings(
         home=home,
         tz=tz,
@@ -143,4 +191,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         freshness_hour=int(hour),
         alert_max_per_tick=int(max_per_tick),
         alert_email_from=get("SMARTGRID_ALERT_EMAIL_FROM") or "smartgrid-alerts@localhost",
+        quality_max_affected_share=affected_share,
+        sql_url=sql_url,
+        sql_timeout_s=float(timeout),
     )

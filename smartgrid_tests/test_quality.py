@@ -221,32 +221,56 @@ def test_each_warehouse_check_fails_on_what_it_guards_against(graph, table, chec
 
 
 # ---- blocking -----------------------------------------------------------------------------
-def test_a_failed_blocking_check_stops_downstream_in_the_run(graph, monkeypatch) -> None:
-    """A VEE regression that writes a duplicate interval on the DST day: cleaned_readings is
-    written, its cleaned_unique check fails for that day only, meter_hourly does not run."""
+def test_a_failed_blocking_check_holds_its_day_and_the_run_goes_on(graph, monkeypatch) -> None:
+    """A VEE regression that writes a duplicate interval on the DST day: in a run over two
+    days, its cleaned_unique check fails for that day only, which is held (recorded, its check
+    failed per day), and meter_hourly builds the other day in the same run. A run of the held
+    day alone fails and runs nothing downstream; once mended, a re-run releases the day."""
     real = readings.clean_readings
 
     def duplicating(platform, days, **kwargs):
         load = real(platform, days, **kwargs)
-        table = platform.lake.read_partition("cleaned_readings", DST_DAY)
-        platform.lake.write_partition(
-            "cleaned_readings", DST_DAY, pa.concat_tables([table, table.slice(0, 1)])
-        )
+        if DST_DAY in days:
+            table = platform.lake.read_partition("cleaned_readings", DST_DAY)
+            platform.lake.write_partition(
+                "cleaned_readings", DST_DAY, pa.concat_tables([table, table.slice(0, 1)])
+            )
         return load
 
     monkeypatch.setattr(readings, "clean_readings", duplicating)
     instance = dg.DagsterInstance.ephemeral()
-    result = _run(graph.platform, instance, ["cleaned_readings", "meter_hourly"], DAY, DST_DAY)
-    assert not result.success
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"cleaned_readings"}, "meter_hourly must not run"
-    assert result.get_step_success_events() == []
+    selection = ["cleaned_readings", "meter_hourly"]
+    result = _run(graph.platform, instance, selection, DAY, DST_DAY)
+    assert result.success, "the day that passed goes on"
     evaluations = {(e.check_name, e.partition): e for e in _evaluations(result)}
     failed = evaluations[("cleaned_unique", DST_DAY.isoformat())]
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     assert failed.metadata["unexpected_count"].value == 1
     assert "distinct_slots" in failed.metadata["sample"].value
+    assert "held" in failed.metadata
     assert evaluations[("cleaned_unique", DAY.isoformat())].passed, "the other day passed"
+    hourly = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("meter_hourly")
+    ]
+    assert hourly, "meter_hourly ran in the same run"
+    assert set(hourly[0].metadata["rows_by_day"].value) == {DAY.isoformat()}
+    assert hourly[0].metadata["held_days"].value == 1
+    holds = graph.platform.warehouse.read("SELECT local_day, check_name FROM quality_holds")
+    assert set(holds["local_day"].to_pylist()) == {DST_DAY}
+    # the duplicate is also one reading more than the day's slots
+    assert set(holds["check_name"].to_pylist()) == {"cleaned_unique", "cleaned_row_count"}
+
+    alone = _run(graph.platform, instance, selection, DST_DAY, DST_DAY)
+    assert not alone.success, "a run whose every day is held stops"
+    materialized = {e.asset_key.to_user_string() for e in alone.get_asset_materialization_events()}
+    assert materialized == {"cleaned_readings"}, "meter_hourly must not run"
+
+    monkeypatch.setattr(readings, "clean_readings", real)
+    mended = _run(graph.platform, instance, selection, DST_DAY, DST_DAY)
+    assert mended.success
+    assert graph.platform.warehouse.read("SELECT * FROM quality_holds").num_rows == 0
 
 
 @pytest.mark.filterwarnings("ignore::dagster.PreviewWarning")

@@ -46,12 +46,26 @@ def test_s3_and_aws_settings_pass_through() -> None:
     }
 
 
+def test_sql_login_and_timeout(tmp_path: Path) -> None:
+    s = load_settings({"SMARTGRID_HOME": str(tmp_path)})
+    assert (s.sql_url, s.sql_timeout_s) == (None, 60.0)
+    url = "postgresql://grid_reader:testing@db.internal:5432/grid"
+    s = load_settings({"SMARTGRID_SQL_URL": url, "SMARTGRID_SQL_TIMEOUT_S": "0.5"})
+    assert (s.sql_url, s.sql_timeout_s) == (url, 0.5)
+    with pytest.raises(SettingsError, match="SMARTGRID_SQL_URL") as refused:
+        load_settings({"SMARTGRID_SQL_URL": "mysql://grid_reader:testing@db.internal/grid"})
+    assert "testing" not in str(refused.value), "a password is not echoed"
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("SMARTGRID_TZ", "Mars/Olympus", "SMARTGRID_TZ"),
         ("SMARTGRID_WAREHOUSE_URL", "mysql://x", "SMARTGRID_WAREHOUSE_URL"),
         ("SMARTGRID_START_DATE", "yesterday", "SMARTGRID_START_DATE"),
+        ("SMARTGRID_SQL_TIMEOUT_S", "0", "SMARTGRID_SQL_TIMEOUT_S"),
+        ("SMARTGRID_SQL_TIMEOUT_S", "a minute", "SMARTGRID_SQL_TIMEOUT_S"),
+        ("SMARTGRID_SQL_URL", "postgresql://db.internal/grid", "SMARTGRID_SQL_URL: expected"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
@@ -66,3 +80,14 @@ def test_no_module_but_settings_reads_the_environment() -> None:
         if path.name != "settings.py" and ENV_ACCESS.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_runs_log_one_planned_event_per_asset_unless_told_otherwise() -> None:
+    from smartgrid_assets.settings import PLANNED_EVENTS_VARIABLE, select_dagster_planned_events
+
+    unset: dict[str, str] = {}
+    select_dagster_planned_events(unset)
+    assert unset == {PLANNED_EVENTS_VARIABLE: "1"}
+    chosen = {PLANNED_EVENTS_VARIABLE: "0"}
+    select_dagster_planned_events(chosen)
+    assert chosen == {PLANNED_EVENTS_VARIABLE: "0"}

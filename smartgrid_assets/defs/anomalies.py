@@ -4,8 +4,10 @@ from smartgrid_assets import anomalies
 from smartgrid_assets.defs.common import (
     WAREHOUSE_POOL,
     daily_partitions,
+    held_metadata,
     md_table,
     partition_days,
+    released_days,
 )
 from smartgrid_assets.defs.quality import gated_by_blocking_checks
 from smartgrid_assets.pipeline.anomalies import (
@@ -40,7 +42,12 @@ def anomaly_report(
 ) -> dg.MaterializeResult:
     """Anomaly events (stuck and dead meters, outages, theft-like drops, reverse flow,
     transformer overload) from values as read and the VEE flags, merged across days."""
-    load = detect_anomalies(platform, partition_days(context))
+    days, held = released_days(context, platform)
+    if not days:
+        return dg.MaterializeResult(
+            metadata={"events": dg.MetadataValue.int(0), **held_metadata(held)}
+        )
+    load = detect_anomalies(platform, days)
     events = load.written
     by_type = events.group_by(["type", "severity"]).aggregate([("event_id", "count")])
     top = events.sort_by([("score", "descending")]).slice(0, 20)
@@ -54,6 +61,7 @@ def anomaly_report(
                 ).to_pylist()
             ),
             "merged_away": dg.MetadataValue.int(len(load.superseded)),
+            **held_metadata(held),
         }
     )
 

@@ -1,7 +1,13 @@
 import dagster as dg
 import pyarrow.compute as pc
 
-from smartgrid_assets.defs.common import WAREHOUSE_POOL, daily_partitions, partition_days
+from smartgrid_assets.defs.common import (
+    WAREHOUSE_POOL,
+    by_day,
+    daily_partitions,
+    held_metadata,
+    released_days,
+)
 from smartgrid_assets.pipeline.features import build_feeder_hourly, build_meter_hourly
 from smartgrid_assets.platform import Platform
 
@@ -18,12 +24,14 @@ _single_run = dg.BackfillPolicy.single_run()
 def meter_hourly(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
 ) -> dg.MaterializeResult:
-    """Cleaned energy per meter and local clock hour (lake)."""
-    rows_by_day = build_meter_hourly(platform, partition_days(context))
+    """Cleaned energy per meter and local clock hour (lake), for the days not held."""
+    days, held = released_days(context, platform)
+    rows_by_day = build_meter_hourly(platform, days) if days else {}
     return dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(sum(rows_by_day.values())),
-            "rows_by_day": dg.MetadataValue.json(rows_by_day),
+            "rows_by_day": by_day(rows_by_day),
+            **held_metadata(held),
         }
     )
 
@@ -40,8 +48,13 @@ def feeder_hourly(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
 ) -> dg.MaterializeResult:
     """Hourly load rolled up by transformer, feeder, substation and system, with observed and
-    day-ahead forecast weather (warehouse)."""
-    table = build_feeder_hourly(platform, partition_days(context))
+    day-ahead forecast weather (warehouse), for the days not held."""
+    days, held = released_days(context, platform)
+    if not days:
+        return dg.MaterializeResult(
+            metadata={"rows": dg.MetadataValue.int(0), **held_metadata(held)}
+        )
+    table = build_feeder_hourly(platform, days)
     by_level = table.group_by("level").aggregate([("asset_id", "count_distinct")]).to_pylist()
     missing_weather = pc.sum(pc.is_null(table["temperature_c"])).as_py() if table.num_rows else 0
     return dg.MaterializeResult(
@@ -51,5 +64,6 @@ def feeder_hourly(
                 {r["level"]: r["asset_id_count_distinct"] for r in by_level}
             ),
             "hours_without_observed_weather": dg.MetadataValue.int(int(missing_weather or 0)),
+            **held_metadata(held),
         }
     )

@@ -1,11 +1,13 @@
 import dagster as dg
 
-from smartgrid_assets import forecasting
+from smartgrid_assets import contract, forecasting
 from smartgrid_assets.defs.common import (
     WAREHOUSE_POOL,
+    by_day,
     daily_partitions,
+    held_metadata,
     md_table,
-    partition_days,
+    released_days,
 )
 from smartgrid_assets.defs.quality import gated_by_blocking_checks
 from smartgrid_assets.pipeline.forecasts import (
@@ -58,7 +60,12 @@ def load_forecasts(
     global model is the MLflow registry's champion as of each issue (trained weekly, promoted
     when it beats the champion); P50 is reconciled bottom-up (p50_base keeps the model's own);
     the chosen model family per series goes to forecast_model_choice."""
-    issued = issue_forecasts(platform, partition_days(context))
+    days, held = released_days(context, platform, lag=1)
+    if not days:
+        return dg.MaterializeResult(
+            metadata={"rows": dg.MetadataValue.int(0), **held_metadata(held)}
+        )
+    issued = issue_forecasts(platform, days)
     table = issued.forecasts
     counts = table.group_by(["model", "level"]).aggregate([("asset_id", "count_distinct")])
     choice = issued.choice.group_by(["level", "model"]).aggregate([("asset_id", "count")])
@@ -67,13 +74,14 @@ def load_forecasts(
             "rows": dg.MetadataValue.int(table.num_rows),
             "series_by_model": md_table(counts.to_pylist()),
             "models": dg.MetadataValue.json(sorted(set(table["model"].to_pylist()))),
-            "gbm_version_by_target_day": dg.MetadataValue.json(issued.models),
+            "gbm_version_by_target_day": by_day(issued.models),
             "gbm_trained": md_table(issued.trained),
             "reconciliation_adjustment": md_table(reconciliation_adjustment(table)),
             "model_choice": md_table(choice.to_pylist()),
             "mlflow_tracking_uri": dg.MetadataValue.text(
                 _redacted(platform.settings.mlflow_tracking_uri)
             ),
+            **held_metadata(held),
         }
     )
 
@@ -93,7 +101,8 @@ def forecast_accuracy(
     rolling-origin backtest of the forecasts as issued. Metadata: pooled rMAE and P10-P90
     coverage per model and level, and the effect of reconciliation (MAE of the reconciled P50
     against the model's own)."""
-    table = score_forecasts(platform, partition_days(context))
+    days, held = released_days(context, platform)
+    table = score_forecasts(platform, days) if days else contract.FORECAST_ACCURACY.empty_table()
     summary = (
         table.group_by(["model", "level"])
         .aggregate([("mae", "mean"), ("rmae", "mean"), ("coverage_p10_p90", "mean")])
@@ -109,6 +118,7 @@ def forecast_accuracy(
             "mean_by_model_and_level": md_table(rounded),
             "backtest_by_model_and_level": md_table(backtest_summary(table)),
             "reconciliation_effect": md_table(reconciliation_effect(table)),
+            **held_metadata(held),
         }
     )
 

@@ -15,7 +15,13 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
-from smartgrid_assets.defs.common import WAREHOUSE_POOL, daily_partitions, partition_days
+from smartgrid_assets.defs.common import (
+    WAREHOUSE_POOL,
+    daily_partitions,
+    held_metadata,
+    partition_days,
+    released_days,
+)
 from smartgrid_assets.pipeline.marts import load_meter_daily, load_transformer_loading
 from smartgrid_assets.platform import Platform
 from smartgrid_assets.warehouse_project import dbt_cli, warehouse_project
@@ -36,11 +42,17 @@ def meter_daily(
 ) -> dg.MaterializeResult:
     """Energy, hourly peak and quality counts per meter and local day (warehouse): what the
     marts need of the lake's meter_hourly."""
-    table = load_meter_daily(platform, partition_days(context))
+    days, held = released_days(context, platform)
+    if not days:
+        return dg.MaterializeResult(
+            metadata={"rows": dg.MetadataValue.int(0), **held_metadata(held)}
+        )
+    table = load_meter_daily(platform, days)
     return dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(table.num_rows),
             "meters": dg.MetadataValue.int(len(set(table["meter_id"].to_pylist()))),
+            **held_metadata(held),
         }
     )
 
@@ -58,12 +70,18 @@ def transformer_loading(
 ) -> dg.MaterializeResult:
     """Hourly transformer loading (warehouse), computed by the overload detector's own
     function; fct_transformer_loading summarises it."""
-    table = load_transformer_loading(platform, partition_days(context))
+    days, held = released_days(context, platform)
+    if not days:
+        return dg.MaterializeResult(
+            metadata={"rows": dg.MetadataValue.int(0), **held_metadata(held)}
+        )
+    table = load_transformer_loading(platform, days)
     above = sum(1 for v in table["loading"].to_pylist() if v > 1.0)
     return dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(table.num_rows),
             "hours_above_rating": dg.MetadataValue.int(above),
+            **held_metadata(held),
         }
     )
 

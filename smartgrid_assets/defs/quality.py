@@ -2,9 +2,10 @@
 expectations, each result carrying GX's summary (unexpected count, sample rows, expectations).
 
 `raw_readings` and `cleaned_readings` run their checks in their own step (`check_specs=` on the
-asset), so a failed blocking check on `cleaned_readings` stops everything downstream in that run,
-a single-run backfill included. Their results are recorded per local day (partitioned checks),
-so the UI, automation conditions and later runs see which day failed. `meters`, `weather` and
+asset). Their results are recorded per local day (partitioned checks), so the UI, automation
+conditions and later runs see which day failed. A day failing a blocking check is held
+(`pipeline/holds.py`): in a run over many days the others go on downstream; a run whose every
+day is held fails, so nothing downstream runs. `meters`, `weather` and
 `load_forecasts` are checked by separate checks (non-blocking).
 """
 
@@ -27,6 +28,7 @@ from smartgrid_assets.defs.common import (
     md_table,
     partition_days,
 )
+from smartgrid_assets.pipeline.holds import record_holds
 from smartgrid_assets.platform import Platform
 
 # Per-day check results are what the design needs; Dagster still labels them preview.
@@ -65,6 +67,11 @@ def gated_by_blocking_checks(condition: dg.AutomationCondition) -> dg.Automation
 def _metadata(result: quality.GroupResult) -> dict[str, dg.MetadataValue]:
     return {
         "unexpected_count": dg.MetadataValue.int(result.unexpected_count),
+        **(
+            {"affected_meter_share": dg.MetadataValue.float(round(result.affected_share, 4))}
+            if result.affected_share is not None
+            else {}
+        ),
         "sample": md_table(result.sample),
         "expectations": md_table(
             [
@@ -90,20 +97,38 @@ def _metadata(result: quality.GroupResult) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _target(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, day: date
-) -> AssetCheckEvaluationTargetMaterializationData | None:
-    """The day's latest materialization, which the check result is about."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[day.isoformat()]), limit=1
-    ).records
-    if not records:
-        return None
-    return AssetCheckEvaluationTargetMaterializationData(
-        run_id=records[0].event_log_entry.run_id,
-        storage_id=records[0].storage_id,
-        timestamp=records[0].timestamp,
+def _targets(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, days: list[date]
+) -> dict[date, AssetCheckEvaluationTargetMaterializationData | None]:
+    """Each day's latest materialization, which its check results are about: two queries
+    for the whole run, not one per day (a backfill of years has a thousand days)."""
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset_key,
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        partitions={day.isoformat() for day in days},
     )
+    ids = list(latest.values())
+    records = (
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=ids), limit=len(ids)
+        ).records
+        if ids
+        else []
+    )
+    by_partition = {r.partition_key: r for r in records}
+    targets = {}
+    for day in days:
+        record = by_partition.get(day.isoformat())
+        targets[day] = (
+            None
+            if record is None
+            else AssetCheckEvaluationTargetMaterializationData(
+                run_id=record.event_log_entry.run_id,
+                storage_id=record.storage_id,
+                timestamp=record.timestamp,
+            )
+        )
+    return targets
 
 
 def check_events(
@@ -120,6 +145,11 @@ def check_events(
     if not selected:
         return
     results = quality.run_checks(platform, asset, days, checks=selected)
+    held = record_holds(platform, asset, days, results) if _blocks(asset) else {}
+    # A failed blocking check fails the step and stops the whole run: only when no day of it
+    # passed. Otherwise the held days' failures are recorded as not blocking this run, and
+    # the assets downstream build the days that passed (see pipeline/holds.py).
+    stop_run = len(held) == len(days)
     assets_def = (
         context.assets_def
         if isinstance(context, dg.AssetExecutionContext)
@@ -128,19 +158,29 @@ def check_events(
     for name in sorted(selected):
         key = dg.AssetCheckKey(asset_key, name)
         yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(key))
-    targets = {day: _target(context.instance, asset_key, day) for day in days}
+    targets = _targets(context.instance, asset_key, days)
     for result in results:
         assert result.day is not None
+        metadata = _metadata(result)
+        if result.holds_day:
+            metadata["held"] = dg.MetadataValue.text(
+                "the day is held: nothing downstream builds it until a re-run passes"
+                + ("" if stop_run else "; the other days of the run went on")
+            )
         yield dg.AssetCheckEvaluation(
             asset_key=asset_key,
             check_name=result.check,
             passed=result.passed,
-            metadata=_metadata(result),
+            metadata=metadata,
             target_materialization_data=targets[result.day],
             severity=_SEVERITY[result.severity],
-            blocking=result.blocking,
+            blocking=result.blocking and (stop_run or not result.holds_day),
             partition=result.day.isoformat(),
         )
+
+
+def _blocks(asset: str) -> bool:
+    return any(group.blocking for group in quality.groups_for(asset))
 
 
 @dg.multi_asset_check(specs=check_specs("meters"), pool=WAREHOUSE_POOL)

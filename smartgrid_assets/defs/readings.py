@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 from smartgrid_assets import vee
 from smartgrid_assets.defs.common import (
     WAREHOUSE_POOL,
+    by_day,
     daily_partitions,
     md_table,
     partition_days,
@@ -39,7 +40,7 @@ def raw_readings(
     yield dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(sum(load.rows_by_day.values())),
-            "rows_by_day": dg.MetadataValue.json(load.rows_by_day),
+            "rows_by_day": by_day(load.rows_by_day),
             "files": dg.MetadataValue.int(len(load.files)),
             "newly_quarantined": md_table(load.quarantined),
             "quarantined_total": dg.MetadataValue.int(len(quarantined)),
@@ -48,6 +49,8 @@ def raw_readings(
             ),
             "rejected_by_reason": md_table(reasons),
             **rejected_summary(load.rejected),
+            "landing_problems_count": dg.MetadataValue.int(len(load.landing_problems)),
+            "landing_problems": md_table(load.landing_problems),
         }
     )
     yield from check_events(context, platform, "raw_readings", days)
@@ -83,7 +86,7 @@ def cleaned_readings(
         metadata={
             "rows_in": dg.MetadataValue.int(load.rows_in),
             "rows_out": dg.MetadataValue.int(load.rows_out),
-            "rows_by_day": dg.MetadataValue.json(load.rows_by_day),
+            "rows_by_day": by_day(load.rows_by_day),
             "flags_by_rule": dg.MetadataValue.json(load.flags_by_rule),
             "rows_by_quality": dg.MetadataValue.json(load.rows_by_quality),
             "sufficiency_mean": dg.MetadataValue.float(float(pc.mean(sufficiency).as_py() or 0.0)),

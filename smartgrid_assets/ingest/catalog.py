@@ -9,21 +9,23 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from smartgrid_assets import contract
-from smartgrid_assets.ingest.files import parse
+from smartgrid_assets.ingest.files import parse, within_range
 from smartgrid_assets.ingest.validate import FileRejected
 from smartgrid_assets.lake import Lake
-from smartgrid_assets.landing import LandedFile, LandingZone
+from smartgrid_assets.landing import LandedFile, LandingProblem, LandingZone
 
 READINGS_PREFIX = "readings/"
 PARSE_THREADS = 8  # fetching and parsing mostly release the GIL: overlap I/O and parsing
 INDEX_PATH = "_ingest/readings_index.parquet"
 CONTRACT = f"readings {contract.schema_version(contract.READINGS)}"
+#: how far past its landing a file's readings may reach (clocks off, a day-ahead export)
+LATEST_AFTER_LANDING = timedelta(days=1)
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -37,6 +39,9 @@ INDEX_SCHEMA = pa.schema(
         pa.field("rejected_rows", pa.int64()),
         pa.field("min_ts", contract.UTC_TS),
         pa.field("max_ts", contract.UTC_TS),
+        # the earliest allowed reading time the version was parsed with: a new
+        # SMARTGRID_START_DATE parses every file again
+        pa.field("earliest", contract.UTC_TS),
     ]
 )
 
@@ -60,9 +65,11 @@ class CatalogError(Exception):
 
 @dataclass(frozen=True)
 class Refresh:
-    """The index rows of the file versions one refresh parsed."""
+    """The index rows of the file versions one refresh parsed, and the zone's files under
+    keys it cannot use (copied to quarantine where they could be)."""
 
     added: pa.Table
+    problems: list[LandingProblem]
 
     @property
     def quarantined(self) -> list[dict]:
@@ -75,29 +82,81 @@ def _cache_path(etag: str, part: str) -> str:
 
 
 class ReadingsCatalog:
-    def __init__(self, landing: LandingZone, lake: Lake):
+    """Readings times must lie in [earliest, landing time + LATEST_AFTER_LANDING): a row
+    dated 1970 or 2999 is a rejected row, never a reason to run thousands of days."""
+
+    def __init__(self, landing: LandingZone, lake: Lake, earliest: datetime):
         self.landing = landing
         self.lake = lake
+        self.earliest = earliest
 
     def index(self) -> pa.Table:
+        """The versions parsed with this catalog's earliest allowed time."""
         table = self.lake.read_table(INDEX_PATH)
-        return table if table is not None else INDEX_SCHEMA.empty_table()
+        if table is None:
+            return INDEX_SCHEMA.empty_table()
+        if "earliest" not in table.column_names:  # an index from before the range rule
+            table = table.append_column("earliest", pa.nulls(table.num_rows, contract.UTC_TS))
+        table = table.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+        return table.filter(pc.equal(table["earliest"], pa.scalar(self.earliest, contract.UTC_TS)))
+
+    def _write_index(self, added: pa.Table) -> None:
+        """Append to the stored index, keeping the versions parsed with other ranges."""
+        stored = self.lake.read_table(INDEX_PATH)
+        if stored is not None and "earliest" not in stored.column_names:
+            stored = stored.append_column("earliest", pa.nulls(stored.num_rows, contract.UTC_TS))
+        kept = [] if stored is None else [stored.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)]
+        self.lake.write_table(INDEX_PATH, pa.concat_tables([*kept, added]))
 
     def refresh(self) -> Refresh:
         """Parse every landed readings file version not seen before, a few at a time;
-        quarantine unusable ones."""
+        quarantine unusable ones. The whole zone is listed once, so a file under a key it
+        cannot use, readings or not, is reported and copied aside instead of stopping this."""
         index = self.index()
         seen = set(zip(index["key"].to_pylist(), index["etag"].to_pylist(), strict=True))
+        listing = self.landing.scan()
+        problems = [self.landing.quarantine_problem(p) for p in listing.problems]
         new = sorted(
-            (f for f in self.landing.list(READINGS_PREFIX) if (f.key, f.etag) not in seen),
+            (
+                f
+                for f in listing.files
+                if f.key.startswith(READINGS_PREFIX) and (f.key, f.etag) not in seen
+            ),
             key=lambda f: (f.last_modified, f.key),
         )
-        with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
-            rows = list(pool.map(self._ingest, new))
+        rows = self._ingest_once_per_content(index, new)
         added = pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
         if rows:
-            self.lake.write_table(INDEX_PATH, pa.concat_tables([index, added]))
-        return Refresh(added=added)
+            self._write_index(added)
+        return Refresh(added=added, problems=problems)
+
+    def _ingest_once_per_content(self, index: pa.Table, new: list[LandedFile]) -> list[dict]:
+        """Index rows of the new versions, oldest first. Content is parsed once, under the key it
+        first landed with (the one `files_between` uses, whose name its rows carry); the same
+        content under a later key shares that parse, unless it was quarantined: then the later
+        key is quarantined too."""
+        known = {r["etag"]: r for r in index.to_pylist()}
+        first: dict[str, LandedFile] = {}
+        for file in new:
+            if file.etag not in known:
+                first.setdefault(file.etag, file)
+        with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
+            parsed = dict(zip(first, pool.map(self._ingest, first.values()), strict=True))
+        known.update(parsed)
+        rows = []
+        for file in new:
+            row = parsed.get(file.etag) if first.get(file.etag) is file else None
+            if row is None:
+                shared = known[file.etag]
+                row = (
+                    self._ingest(file)
+                    if shared["status"] != "ok"
+                    else shared
+                    | {"key": file.key, "size": file.size}
+                    | {"landed_at": file.last_modified}
+                )
+            rows.append(row)
+        return rows
 
     def known_etags(self) -> set[str]:
         """Contents already parsed, under whatever key."""
@@ -115,10 +174,13 @@ class ReadingsCatalog:
             "rejected_rows": 0,
             "min_ts": None,
             "max_ts": None,
+            "earliest": self.earliest,
         }
         try:
-            result = parse(
-                "readings", file.key, self.landing.read_bytes(file.key), file.last_modified
+            result = within_range(
+                parse("readings", file.key, self.landing.read_bytes(file.key), file.last_modified),
+                self.earliest,
+                file.last_modified + LATEST_AFTER_LANDING,
             )
         except FileRejected as exc:
             self.landing.quarantine(file, exc.reason, {"contract": CONTRACT, **exc.details})

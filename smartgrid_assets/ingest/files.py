@@ -109,7 +109,8 @@ def parse(kind: str, key: str, data: bytes, landed_at: datetime) -> ParsedFile:
     """Parse one landed file of a kind; raises FileRejected when the whole file is unusable."""
     spec = KINDS[kind]
     table = read_tabular(key, data, spec.fields)
-    checked = validate(table, spec.fields, key, context=spec.context)
+    table, rows, converter_rejects = _split_converter_rejects(table, key, spec)
+    checked = validate(table, spec.fields, key, context=spec.context, rows=rows)
     good = checked.good.rename_columns(
         ["source_row" if c == ROW else c for c in checked.good.column_names]
     )
@@ -122,10 +123,98 @@ def parse(kind: str, key: str, data: bytes, landed_at: datetime) -> ParsedFile:
         if name in spec.schema.names:
             good = good.append_column(name, values)
     rejected = checked.rejected
+    if converter_rejects.num_rows:
+        rejected = pa.concat_tables([rejected, converter_rejects.cast(rejected.schema)]).sort_by(
+            [("row", "ascending"), ("field", "ascending")]
+        )
     rejected = rejected.append_column(
         "landed_at", constant(landed_at, contract.UTC_TS, rejected.num_rows)
     )
     return ParsedFile(key=key, table=contract.conform(good, spec.schema), rejected=rejected)
+
+
+def _split_converter_rejects(
+    table: pa.Table, key: str, spec: Kind
+) -> tuple[pa.Table, pa.Array, pa.Table]:
+    """The rows to validate with their row numbers, and the rows a converter landed as
+    rejected (`contract.REJECT_COLUMNS` set) as rejected rows, with their meter and time where
+    the converter knew them."""
+    n = table.num_rows
+    rows = pa.array(np.arange(1, n + 1, dtype=np.int64))
+    field_col, value_col, reason_col = contract.REJECT_COLUMNS
+    if reason_col not in table.column_names:
+        return table, rows, pa.table({"row": pa.array([], pa.int64())})
+    text = {
+        name: table[name].cast(pa.string()) if name in table.column_names else pa.nulls(n)
+        for name in contract.REJECT_COLUMNS
+    }
+    bad = pc.is_valid(text[reason_col])
+    reason = text[reason_col]
+    if contract.SOURCE_ROW in table.column_names:  # name the export's own row too
+        export_row = table[contract.SOURCE_ROW].cast(pa.string())
+        reason = pc.coalesce(
+            pc.binary_join_element_wise(reason, " (export row ", export_row, ")", ""), reason
+        )
+    rejects = {
+        "source_file": constant(key, pa.string(), n),
+        "row": rows,
+        "field": pc.coalesce(text[field_col], pa.scalar("row")),
+        "value": text[value_col],
+        "reason": reason,
+    }
+    for name in spec.context:
+        column = table[name] if name in table.column_names else pa.nulls(n)
+        target = spec.schema.field(name).type
+        try:
+            rejects[name] = column.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            rejects[name] = pa.nulls(n, target)
+    converter = pa.table(rejects).filter(bad)
+    keep = pc.invert(bad)
+    return table.filter(keep), rows.filter(keep), converter
+
+
+def within_range(parsed: ParsedFile, earliest: datetime, latest: datetime) -> ParsedFile:
+    """Readings timed outside [earliest, latest) become rejected rows naming the range; the
+    time of every such row, rejected already or not, is dropped from its context so that it
+    never widens the days a run covers (its rejected rows go with every day the file has)."""
+    lo, hi = pa.scalar(earliest, contract.UTC_TS), pa.scalar(latest, contract.UTC_TS)
+
+    def outside(ts: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.fill_null(pc.or_(pc.less(ts, lo), pc.greater_equal(ts, hi)), False)
+
+    table, rejected = parsed.table, parsed.rejected
+    out = outside(table["ts"])
+    late = table.filter(out)
+    n = late.num_rows
+    moved = pa.table(
+        {
+            "source_file": late["source_file"],
+            "row": late["source_row"],
+            "field": constant("ts", pa.string(), n),
+            "value": pc.strftime(late["ts"], format="%Y-%m-%dT%H:%M:%S%z"),
+            "reason": constant(
+                f"expected a timestamp in [{earliest.isoformat()}, {latest.isoformat()}): from "
+                "the first daily partition (SMARTGRID_START_DATE) to one day after the file "
+                "landed",
+                pa.string(),
+                n,
+            ),
+            "meter_id": late["meter_id"],
+            "ts": pa.nulls(n, contract.UTC_TS),
+            "landed_at": late["landed_at"],
+        }
+    )
+    kept = rejected.set_column(
+        rejected.schema.get_field_index("ts"),
+        "ts",
+        pc.if_else(outside(rejected["ts"]), pa.scalar(None, contract.UTC_TS), rejected["ts"]),
+    )
+    if n:
+        kept = pa.concat_tables([kept, moved.cast(kept.schema)]).sort_by(
+            [("row", "ascending"), ("field", "ascending")]
+        )
+    return ParsedFile(key=parsed.key, table=table.filter(pc.invert(out)), rejected=kept)
 
 
 def constant(value: object, type_: pa.DataType, n: int) -> pa.Array:

@@ -41,12 +41,19 @@ def _parquet_span(data: bytes) -> tuple[datetime, datetime] | None:
     return min(lows), max(highs)
 
 
-def time_span(key: str, data: bytes) -> tuple[datetime, datetime] | None:
-    """Earliest and latest readable interval start of a readings file (None if no row has a
-    readable timestamp); raises FileRejected for a file that cannot be read at all."""
+def time_span(
+    key: str, data: bytes, allowed: tuple[datetime, datetime] | None = None
+) -> tuple[datetime, datetime] | None:
+    """Earliest and latest readable interval start of a readings file within the `allowed`
+    [start, end) (None if no row has one); raises FileRejected for a file that cannot be read
+    at all. A time outside `allowed` is a rejected row and names no day to run."""
     if file_format(key) == "parquet" and data:
         span = _parquet_span(data)
-        if span is not None and span[0].tzinfo is not None:
+        if (
+            span is not None
+            and span[0].tzinfo is not None
+            and (allowed is None or (allowed[0] <= span[0] and span[1] < allowed[1]))
+        ):
             return span
     table = read_tabular(key, data)
     require_columns(table, READINGS_FIELDS)
@@ -55,6 +62,9 @@ def time_span(key: str, data: bytes) -> tuple[datetime, datetime] | None:
         parsed = ts.cast(contract.UTC_TS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         parsed = _lenient(ts)
+    if allowed is not None:
+        low, high = (pa.scalar(t, contract.UTC_TS) for t in allowed)
+        parsed = parsed.filter(pc.and_(pc.greater_equal(parsed, low), pc.less(parsed, high)))
     bounds = pc.min_max(parsed)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     return (low, high) if low is not None else None

@@ -6,6 +6,7 @@ names the file, the row, the field, the value and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -120,12 +121,56 @@ def _read_csv(key: str, data: bytes, fields: list[Field]) -> pa.Table:
     typed = as_text | {f.name: ARROW_TYPES[f.sql_type] for f in fields if f.name in as_text}
     try:
         return _csv_table(data, typed)
-    except pa.ArrowInvalid:
+    except (pa.ArrowInvalid, UnicodeDecodeError):
         pass
     try:
         return _csv_table(data, as_text)
-    except pa.ArrowInvalid as exc:
-        raise FileRejected(f"unreadable CSV: {exc}", expected="CSV", found=str(exc)) from exc
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _unreadable_csv(data, exc) from exc
+
+
+def _unreadable_csv(data: bytes, exc: Exception) -> FileRejected:
+    """Where a CSV that cannot be read breaks: the first byte that is not UTF-8 text, or the
+    first line with the wrong number of fields, so the sender can find it."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        line = data.count(b"\n", 0, bad.start) + 1
+        return FileRejected(
+            f"unreadable CSV: byte offset {bad.start} (line {line}) is not UTF-8 text",
+            field="file content",
+            expected="UTF-8 CSV text",
+            found=f"byte 0x{data[bad.start]:02x} at byte offset {bad.start}, line {line}",
+            line=line,
+            byte_offset=bad.start,
+        )
+    invalid: list[pacsv.InvalidRow] = []
+
+    def note(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "skip"
+
+    with contextlib.suppress(pa.ArrowInvalid, UnicodeDecodeError):
+        pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=note),
+            convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True),
+        )
+    if invalid:
+        row = invalid[0]
+        where = f"line {row.number}" if row.number is not None else "a line"
+        return FileRejected(
+            f"unreadable CSV: {where} has {row.actual_columns} fields, the header "
+            f"{row.expected_columns}",
+            field="file content",
+            expected=f"{row.expected_columns} comma-separated fields on every line",
+            found=f"{row.actual_columns} fields on {where}: {row.text[:80]!r}",
+            line=row.number,
+        )
+    return FileRejected(
+        f"unreadable CSV (from line 1): {exc}", expected="CSV", found=str(exc), line=1
+    )
 
 
 def _csv_table(data: bytes, types: dict[str, pa.DataType]) -> pa.Table:
@@ -195,7 +240,7 @@ def _typed(column: pa.ChunkedArray, f: Field) -> pa.ChunkedArray | None:
         return None
 
 
-def _all_valid(table: pa.Table, fields: list[Field]) -> pa.Table | None:
+def _all_valid(table: pa.Table, fields: list[Field], rows: pa.Array) -> pa.Table | None:
     """The typed table when every row passes every rule (the usual case: no row-by-row work),
     else None and the caller finds which rows and fields fail."""
     columns = {}
@@ -233,7 +278,6 @@ def _all_valid(table: pa.Table, fields: list[Field]) -> pa.Table | None:
     for f in fields:
         if f.default is not None and typed_table[f.name].null_count:
             return None
-    rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     return typed_table.add_column(0, ROW, rows)
 
 
@@ -253,24 +297,29 @@ def _no_rejects(fields: list[Field], context: tuple[str, ...]) -> pa.Table:
 
 
 def validate(
-    table: pa.Table, fields: list[Field], source_file: str, context: tuple[str, ...] = ()
+    table: pa.Table,
+    fields: list[Field],
+    source_file: str,
+    context: tuple[str, ...] = (),
+    rows: pa.Array | None = None,
 ) -> Validated:
     """Split a table into typed good rows and rejected rows (one per bad field).
 
     Rejected rows carry the `context` fields (cast, null where unreadable) so that, say, a bad
-    value can still be traced to its meter and day.
+    value can still be traced to its meter and day. `rows` are the table's 1-based row numbers
+    in its file (by default 1..n).
     """
     require_columns(table, fields)
     for f in fields:
         if f.name not in table.column_names:
             table = table.append_column(f.name, pa.nulls(table.num_rows, pa.string()))
-    clean = _all_valid(table, fields)
+    if rows is None:
+        rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+    clean = _all_valid(table, fields, rows)
     if clean is not None:
         return Validated(good=clean, rejected=_no_rejects(fields, context))
     present = fields
-    src = table.select([f.name for f in present]).append_column(
-        ROW, pa.array(range(1, table.num_rows + 1), pa.int64())
-    )
+    src = table.select([f.name for f in present]).append_column(ROW, rows)
     text = {f.name: pa.types.is_string(src.schema.field(f.name).type) for f in present}
     oks = ", ".join(f"{_ok_expr(f, text[f.name])} AS {_q('ok_' + f.name)}" for f in present)
     good_cols = ", ".join(_value_expr(f) for f in present)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from smartgrid_assets import contract, vee
 from smartgrid_assets.days import day_bounds_utc
 from smartgrid_assets.ingest.files import local_day, rejected_readings
+from smartgrid_assets.pipeline.arrivals import record_landing_problems
 from smartgrid_assets.pipeline.registry import current_meters
 from smartgrid_assets.platform import Platform
 
@@ -26,6 +27,7 @@ class RawLoad:
     files: list[str]
     rejected: pa.Table
     quarantined: list[dict]
+    landing_problems: list[dict]  # the zone's files under unusable keys, as recorded
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,11 @@ def ingest_raw_readings(platform: Platform, days: list[date]) -> RawLoad:
         "rejected_readings", rejected, match={"source_file": keys, "day": [*days, None]}
     )
     return RawLoad(
-        rows_by_day=rows_by_day, files=keys, rejected=rejected, quarantined=refresh.quarantined
+        rows_by_day=rows_by_day,
+        files=keys,
+        rejected=rejected,
+        quarantined=refresh.quarantined,
+        landing_problems=record_landing_problems(platform, refresh.problems),
     )
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from smartgrid_assets.contract import CHANNELS, CUSTOMER_CLASSES
 from smartgrid_assets.vee import VeeConfig
 
 # Bump whenever an expectation, a threshold default or a group changes.
-SUITE_VERSION = "1.0.0"
+SUITE_VERSION = "1.1.0"
 
 ERROR = "error"
 WARN = "warn"
@@ -30,10 +30,14 @@ WARN = "warn"
 class QualityConfig:
     """Thresholds of the aggregate expectations."""
 
-    #: cleaned rows of a local day against the slots VEE expected (active meters x intervals)
+    #: a meter's cleaned rows of a local day against the slots VEE expected of it
     min_completeness: float = 0.9
-    #: share of a local day's cleaned rows that may be estimated (`E`)
+    #: share of a meter's cleaned rows of a local day that may be estimated (`E`)
     max_estimated_share: float = 0.1
+    #: share of the meters in service a per-meter group may find short of readings or mostly
+    #: estimated and only warn: real fleets always have meters with gaps; above it the day is
+    #: held (as when a whole export is missing)
+    max_affected_share: float = 0.2
     #: offending rows kept per group as a sample
     sample_rows: int = 20
     #: plausible air temperature, observed or forecast
@@ -43,18 +47,13 @@ class QualityConfig:
 
 @dataclass(frozen=True)
 class Partition:
-    """What the expectations of one partition need: its local day and UTC bounds."""
+    """What the expectations of a batch of partitions need: its local days (None for the
+    unpartitioned registry) and the thresholds. The workspace's relations of a partitioned
+    asset hold every day of the batch with its `local_day`, and `days` gives each day's UTC
+    bounds and length, so one query per expectation judges every day of the batch."""
 
-    day: date | None
-    start: datetime | None
-    end: datetime | None
+    days: tuple[date, ...] | None
     config: QualityConfig
-
-    @property
-    def minutes(self) -> int:
-        """Length of the local day in minutes (1380, 1440 or 1500 across DST)."""
-        assert self.start is not None and self.end is not None
-        return int((self.end - self.start).total_seconds() // 60)
 
 
 @dataclass(frozen=True)
@@ -69,11 +68,8 @@ class Group:
     #: columns that identify an offending row in samples of row-level expectations
     keys: tuple[str, ...]
     build: Callable[[Partition], list[Any]]
-
-
-def _ts(value: datetime | None) -> str:
-    assert value is not None
-    return f"TIMESTAMPTZ '{value.isoformat()}'"
+    #: has per-meter expectations (`_per_meter`): failures judged by the share of the fleet
+    judges_fleet: bool = False
 
 
 def _not_null(columns: list[str]) -> list[Any]:
@@ -88,24 +84,68 @@ def _in_set(column: str, values: list[Any]) -> Any:
     return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values)
 
 
-def _between(column: str, low: float, high: float) -> Any:
-    import great_expectations.expectations as gxe
-
-    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
-
-
 def _rows(description: str, query: str) -> Any:
-    """An expectation that `query` (over `{batch}`) returns no rows; its rows are the sample."""
+    """An expectation that `query` (over `{batch}`) returns no rows; its rows are the sample.
+    On a partitioned asset the query selects `local_day`: the day each row is about."""
     import great_expectations.expectations as gxe
 
     return gxe.UnexpectedRowsExpectation(description=description, unexpected_rows_query=query)
+
+
+def _sql_values(values: list[Any]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _nulls(columns: list[str], keys: tuple[str, ...]) -> list[Any]:
+    """Per day: rows with a null in each of `columns`."""
+    return [
+        _rows(
+            f"{c} is never null",
+            f"SELECT local_day, {', '.join(keys)} FROM {{batch}} WHERE {c} IS NULL",
+        )
+        for c in columns
+    ]
+
+
+def _not_in(column: str, values: list[Any], keys: tuple[str, ...]) -> Any:
+    return _rows(
+        f"{column} is one of {', '.join(map(str, values))}",
+        f"SELECT local_day, {', '.join(keys)}, {column} FROM {{batch}} "
+        f"WHERE {column} NOT IN ({_sql_values(values)})",
+    )
+
+
+def _outside(column: str, low: float, high: float, keys: tuple[str, ...]) -> Any:
+    return _rows(
+        f"{column} lies in [{low}, {high}]",
+        f"SELECT local_day, {', '.join(keys)}, {column} FROM {{batch}} "
+        f"WHERE {column} < {low!r} OR {column} > {high!r}",
+    )
+
+
+PER_METER = "per_meter"
+
+
+def _per_meter(expectation: Any) -> Any:
+    """Mark an expectation whose unexpected rows are one per affected meter in service: its
+    group judges their share of the fleet (`QualityConfig.max_affected_share`)."""
+    expectation.meta = {PER_METER: True}
+    return expectation
+
+
+#: the meters in service on each day of the batch, in the workspace's `meters` and `days`
+IN_SERVICE = (
+    "SELECT d.local_day, d.minutes, m.meter_id FROM days AS d JOIN meters AS m "
+    "ON m.installed_at < d.day_end AND (m.removed_at IS NULL OR m.removed_at > d.day_start)"
+)
 
 
 def _duplicates(columns: tuple[str, ...], description: str) -> Any:
     keys = ", ".join(columns)
     return _rows(
         description,
-        f"SELECT {keys}, count(*) AS copies FROM {{batch}} GROUP BY {keys} HAVING count(*) > 1",
+        f"SELECT local_day, {keys}, count(*) AS copies FROM {{batch}} "
+        f"GROUP BY local_day, {keys} HAVING count(*) > 1",
     )
 
 
@@ -115,15 +155,15 @@ SERIES_KEYS = ("meter_id", "channel")
 
 def _series_keys(p: Partition) -> list[Any]:
     return [
-        *_not_null(list(SERIES_KEYS)),
-        _in_set("channel", list(CHANNELS)),
+        *_nulls(list(SERIES_KEYS), SERIES_KEYS),
+        _not_in("channel", list(CHANNELS), SERIES_KEYS),
     ]
 
 
 def _outside_day(p: Partition) -> Any:
     return _rows(
         "every reading lies in the partition's local day",
-        "SELECT meter_id, channel, outside_day, first_ts, last_ts FROM {batch} "
+        "SELECT local_day, meter_id, channel, outside_day, first_ts, last_ts FROM {batch} "
         "WHERE outside_day > 0",
     )
 
@@ -133,7 +173,7 @@ def _raw_keys(p: Partition) -> list[Any]:
         *_series_keys(p),
         _rows(
             "every reading has ts, interval, kwh and source file; interval of 1 to 1440 min",
-            "SELECT meter_id, channel, null_values, bad_interval FROM {batch} "
+            "SELECT local_day, meter_id, channel, null_values, bad_interval FROM {batch} "
             "WHERE null_values > 0 OR bad_interval > 0",
         ),
     ]
@@ -148,7 +188,7 @@ def _cleaned_keys(p: Partition) -> list[Any]:
         *_series_keys(p),
         _rows(
             "every reading has ts, interval, kwh, quality and VEE version, and a known quality",
-            "SELECT meter_id, channel, null_values, unknown_codes FROM {batch} "
+            "SELECT local_day, meter_id, channel, null_values, unknown_codes FROM {batch} "
             "WHERE null_values > 0 OR unknown_codes > 0",
         ),
         _outside_day(p),
@@ -159,7 +199,7 @@ def _cleaned_unique(p: Partition) -> list[Any]:
     return [
         _rows(
             "(meter_id, ts, channel) is unique: one row per interval slot of a series",
-            "SELECT meter_id, channel, interval_minutes, rows_in_day, distinct_slots "
+            "SELECT local_day, meter_id, channel, interval_minutes, rows_in_day, distinct_slots "
             "FROM {batch} WHERE rows_in_day <> distinct_slots",
         )
     ]
@@ -167,12 +207,12 @@ def _cleaned_unique(p: Partition) -> list[Any]:
 
 def _cleaned_aligned(p: Partition) -> list[Any]:
     return [
-        _between("interval_minutes", 1, 1440),
+        _outside("interval_minutes", 1, 1440, SERIES_KEYS),
         _rows(
             "timestamps are on the interval grid (epoch minutes a multiple of the interval), "
             "as VEE's alignment rule defines it",
-            "SELECT meter_id, channel, interval_minutes, misaligned, first_ts, last_ts "
-            "FROM {batch} WHERE misaligned > 0",
+            "SELECT local_day, meter_id, channel, interval_minutes, misaligned, first_ts, "
+            "last_ts FROM {batch} WHERE misaligned > 0",
         ),
     ]
 
@@ -192,8 +232,8 @@ def _cleaned_ranges(p: Partition) -> list[Any]:
             "average kW of every reading not marked suspect lies within its customer class's "
             "VEE limits (below zero only on solar meters) and is finite",
             f"""
-            SELECT s.meter_id, s.channel, m.customer_class, m.has_solar, s.not_finite,
-                   s.min_kw, s.max_kw, l.low_kw, l.high_kw
+            SELECT s.local_day, s.meter_id, s.channel, m.customer_class, m.has_solar,
+                   s.not_finite, s.min_kw, s.max_kw, l.low_kw, l.high_kw
             FROM {{batch}} AS s
             JOIN meters AS m ON m.meter_id = s.meter_id
             JOIN {limits} AS l(customer_class, low_kw, high_kw) ON l.customer_class = CASE
@@ -209,40 +249,36 @@ def _cleaned_ranges(p: Partition) -> list[Any]:
 def _cleaned_row_count(p: Partition) -> list[Any]:
     share = p.config.min_completeness
     return [
-        _rows(
-            "VEE expected intervals of every meter in service during the day",
-            f"""
-            SELECT m.meter_id, m.installed_at, m.removed_at, s.rows
-            FROM meters AS m
-            LEFT JOIN {{batch}} AS s ON s.meter_id = m.meter_id AND s.channel = 'delivered'
-            WHERE m.installed_at < {_ts(p.end)}
-              AND (m.removed_at IS NULL OR m.removed_at > {_ts(p.start)})
-              AND m.meter_id NOT IN (SELECT meter_id FROM sufficiency WHERE expected > 0)
-            """,
+        _per_meter(
+            _rows(
+                f"every meter in service during the day has at least {share:.0%} of the "
+                "intervals VEE expected of it (one row per meter that has not)",
+                f"""
+                SELECT m.local_day, m.meter_id, coalesce(s.rows, 0) AS rows, x.expected
+                FROM ({IN_SERVICE}) AS m
+                LEFT JOIN {{batch}} AS s ON s.local_day = m.local_day
+                    AND s.meter_id = m.meter_id AND s.channel = 'delivered'
+                LEFT JOIN sufficiency AS x ON x.local_day = m.local_day
+                    AND x.meter_id = m.meter_id AND x.channel = 'delivered'
+                WHERE coalesce(x.expected, 0) = 0 OR coalesce(s.rows, 0) < {share!r} * x.expected
+                """,
+            )
         ),
         _rows(
             "no series has more readings than VEE expected slots (a series VEE does not "
             "expect, such as the zeros a meter not registered as solar reports on its received "
             "channel: than the day's intervals), nor more expected slots than the local day "
             "has intervals (92 / 96 / 100 quarter hours)",
-            f"""
-            SELECT s.meter_id, s.channel, s.interval_minutes, s.rows_not_suspect, x.expected,
-                   {p.minutes} // s.interval_minutes AS day_intervals
-            FROM {{batch}} AS s
-            LEFT JOIN sufficiency AS x ON x.meter_id = s.meter_id AND x.channel = s.channel
+            """
+            SELECT s.local_day, s.meter_id, s.channel, s.interval_minutes, s.rows_not_suspect,
+                   x.expected, d.minutes // s.interval_minutes AS day_intervals
+            FROM {batch} AS s
+            JOIN days AS d ON d.local_day = s.local_day
+            LEFT JOIN sufficiency AS x ON x.local_day = s.local_day
+                AND x.meter_id = s.meter_id AND x.channel = s.channel
             WHERE s.rows_not_suspect > CASE WHEN coalesce(x.expected, 0) > 0 THEN x.expected
-                                            ELSE {p.minutes} // s.interval_minutes END
-               OR x.expected > {p.minutes} // s.interval_minutes
-            """,
-        ),
-        _rows(
-            f"the day's cleaned readings are at least {share:.0%} of the slots VEE expected "
-            "(active meters x intervals of the local day)",
-            f"""
-            SELECT readings, expected FROM
-                (SELECT coalesce(sum(rows), 0) AS readings FROM {{batch}}),
-                (SELECT coalesce(sum(expected), 0) AS expected FROM sufficiency)
-            WHERE readings < {share!r} * expected
+                                            ELSE d.minutes // s.interval_minutes END
+               OR x.expected > d.minutes // s.interval_minutes
             """,
         ),
     ]
@@ -251,18 +287,22 @@ def _cleaned_row_count(p: Partition) -> list[Any]:
 def _cleaned_estimated(p: Partition) -> list[Any]:
     share = p.config.max_estimated_share
     return [
-        _rows(
-            f"at most {share:.0%} of the day's cleaned readings are estimated",
-            f"""
-            SELECT sum(estimated) AS estimated, sum(rows) AS readings,
-                   sum(estimated) / sum(rows) AS share
-            FROM {{batch}} HAVING sum(estimated) > {share!r} * sum(rows)
-            """,
+        _per_meter(
+            _rows(
+                f"at most {share:.0%} of each meter's cleaned readings of the day are estimated "
+                "(one row per meter with more)",
+                f"""
+                SELECT local_day, meter_id, sum(estimated) AS estimated, sum(rows) AS readings,
+                       sum(estimated) / sum(rows) AS share
+                FROM {{batch}} GROUP BY local_day, meter_id
+                HAVING sum(estimated) > {share!r} * sum(rows)
+                """,
+            )
         )
     ]
 
 
-# ---- meters --------------------------------------------------------------------------------
+# ---- meters (unpartitioned: GX's own column expectations) --------------------------------
 def _meters_keys(p: Partition) -> list[Any]:
     import great_expectations.expectations as gxe
 
@@ -289,12 +329,12 @@ def _weather_observed(p: Partition) -> list[Any]:
     keys = ("region", "ts")
     low, high = p.config.temperature_range_c
     return [
-        *_not_null(["region", "ts", "temperature_c"]),
-        _between("temperature_c", low, high),
+        *_nulls(["region", "ts", "temperature_c"], keys),
+        _outside("temperature_c", low, high, keys),
         _duplicates(keys, "one observation per region and hour"),
         _rows(
             "observations are on the hour",
-            "SELECT region, ts FROM {batch} WHERE epoch_us(ts) % 3600000000 <> 0",
+            "SELECT local_day, region, ts FROM {batch} WHERE epoch_us(ts) % 3600000000 <> 0",
         ),
     ]
 
@@ -303,8 +343,8 @@ def _weather_forecast(p: Partition) -> list[Any]:
     keys = ("region", "issued_at", "ts")
     low, high = p.config.temperature_range_c
     return [
-        *_not_null(["region", "issued_at", "ts", "temperature_c"]),
-        _between("temperature_c", low, high),
+        *_nulls(["region", "issued_at", "ts", "temperature_c"], keys),
+        _outside("temperature_c", low, high, keys),
         _duplicates(keys, "one forecast value per region, issue and hour"),
     ]
 
@@ -316,16 +356,18 @@ FORECAST_KEYS = ("level", "asset_id", "model", "issued_at", "ts")
 def _forecast_keys(p: Partition) -> list[Any]:
     columns = [*FORECAST_KEYS, "target_day", "p10", "p50", "p90"]
     return [
-        *_not_null(columns),
+        *_nulls(columns, FORECAST_KEYS),
         _duplicates(FORECAST_KEYS, "one forecast per series, model, issue and hour"),
     ]
 
 
 def _forecast_quantiles(p: Partition) -> list[Any]:
-    import great_expectations.expectations as gxe
-
+    keys = ", ".join(FORECAST_KEYS)
     return [
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=high, column_B=low, or_equal=True)
+        _rows(
+            f"{high} >= {low}",
+            f"SELECT local_day, {keys}, {low}, {high} FROM {{batch}} WHERE {high} < {low}",
+        )
         for low, high in (("p10", "p50"), ("p50", "p90"))
     ]
 
@@ -400,6 +442,7 @@ GROUPS: tuple[Group, ...] = (
         severity=ERROR,
         keys=SERIES_KEYS,
         build=_cleaned_row_count,
+        judges_fleet=True,
     ),
     Group(
         "cleaned_readings",
@@ -411,6 +454,7 @@ GROUPS: tuple[Group, ...] = (
         severity=ERROR,
         keys=SERIES_KEYS,
         build=_cleaned_estimated,
+        judges_fleet=True,
     ),
     Group(
         "meters",
