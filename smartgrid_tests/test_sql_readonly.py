@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,13 +25,13 @@ import pyarrow as pa
 import pytest
 from psycopg import sql as pgsql
 
-from smartgrid_assets import contract
 from smartgrid_assets.cli import main
 from smartgrid_assets.lake import Lake
 from smartgrid_assets.settings import Settings, load_settings
 from smartgrid_assets.warehouse import ReadOnlyViolation, warehouse
 from smartgrid_assets.warehouse.duckdb_warehouse import DuckDBWarehouse
 from smartgrid_assets.warehouse.postgres_warehouse import PostgresWarehouse
+from smartgrid_tests.test_warehouse import one_reading
 
 SERVER_ROLES = (
     "pg_read_server_files",
@@ -329,29 +329,11 @@ def test_a_query_past_the_statement_timeout_is_cancelled(
 # --- the lake out of reach (DuckDB) -------------------------------------------------------------
 
 
-def _readings() -> pa.Table:
-    return contract.conform(
-        pa.table(
-            {
-                "meter_id": ["M1"],
-                "ts": pa.array([datetime(2026, 3, 16, tzinfo=UTC)], contract.UTC_TS),
-                "interval_minutes": pa.array([15], pa.int32()),
-                "channel": ["delivered"],
-                "kwh": [0.5],
-                "source_file": ["readings/a.csv"],
-                "source_row": [1],
-                "landed_at": pa.array([datetime(2026, 3, 17, tzinfo=UTC)], contract.UTC_TS),
-            }
-        ),
-        contract.READINGS,
-    )
-
-
 def test_warehouse_tables_answer_while_the_lake_is_unreachable(
     s3_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     lake = Lake.from_settings(s3_settings)
-    lake.write_partition("raw_readings", date(2026, 3, 16), _readings())
+    lake.write_partition("raw_readings", date(2026, 3, 16), one_reading())
     DuckDBWarehouse(tmp_path / "warehouse.duckdb").replace(
         "meters", pa.table({"meter_id": ["M1", "M2"]})
     )

@@ -72,23 +72,28 @@ def test_a_table_from_an_earlier_version_gains_new_columns(wh: DuckDBWarehouse) 
     assert_earlier_tables_gain_new_columns(wh)
 
 
+def one_reading() -> pa.Table:
+    """M1's reading of 2026-03-16 00:00 UTC, as raw_readings holds it."""
+    return contract.conform(
+        pa.table(
+            {
+                "meter_id": ["M1"],
+                "ts": pa.array([datetime(2026, 3, 16, tzinfo=UTC)], contract.UTC_TS),
+                "interval_minutes": pa.array([15], pa.int32()),
+                "channel": ["delivered"],
+                "kwh": [0.5],
+                "source_file": ["readings/a.csv"],
+                "source_row": [1],
+                "landed_at": pa.array([datetime(2026, 3, 17, tzinfo=UTC)], contract.UTC_TS),
+            }
+        ),
+        contract.READINGS,
+    )
+
+
 def test_analyst_queries_see_tables_and_lake_views(wh: DuckDBWarehouse) -> None:
     wh.replace("meters", pa.table({"meter_id": ["M1", "M2"]}))
-    readings = pa.table(
-        {
-            "meter_id": ["M1"],
-            "ts": pa.array([datetime(2026, 3, 16, tzinfo=UTC)], contract.UTC_TS),
-            "interval_minutes": pa.array([15], pa.int32()),
-            "channel": ["delivered"],
-            "kwh": [0.5],
-            "source_file": ["readings/a.csv"],
-            "source_row": [1],
-            "landed_at": pa.array([datetime(2026, 3, 17, tzinfo=UTC)], contract.UTC_TS),
-        }
-    )
-    wh.lake.write_partition(
-        "raw_readings", date(2026, 3, 16), contract.conform(readings, contract.READINGS)
-    )
+    wh.lake.write_partition("raw_readings", date(2026, 3, 16), one_reading())
     result = wh.query_readonly(
         "SELECT m.meter_id, r.kwh, r.day FROM meters m JOIN raw_readings r USING (meter_id)"
     )
