@@ -7,17 +7,20 @@ import contextlib
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from smartgrid_assets.settings import Settings, SettingsError, load_settings
 from smartgrid_assets.warehouse import WarehouseError, warehouse
 
 if TYPE_CHECKING:
+    from smartgrid_assets.anomalies import DetectorConfig
     from smartgrid_assets.ingest.byo import ExportSpec
     from smartgrid_assets.platform import Platform
 
@@ -89,7 +92,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHES = ("cleaning", "ingestion", "quality", "forecasting")
+BENCHES = ("cleaning", "ingestion", "quality", "forecasting", "detection")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -102,6 +105,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         ),
         "quality": lambda: bench.run_quality_bench(meters=args.meters, seed=args.seed),
         "forecasting": lambda: bench.run_forecast_bench(seed=args.seed),
+        "detection": lambda: bench.run_detect_bench(meters=args.meters, seed=args.seed),
     }
     chosen = [name for name in BENCHES if name in (args.only or BENCHES)]
     if args.json:
@@ -115,7 +119,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             _print_cleaning(figures)
         elif name == "ingestion":
             _print_ingestion(figures)
+        elif name == "detection":
+            _print_detection(figures)
     return 0
+
+
+def _print_detection(detection: dict) -> None:
+    print(
+        f"anomaly detection: {detection['meters']:,} meters x {detection['days']} days, "
+        f"{detection['readings']:,} hourly readings"
+    )
+    for step in ("calibrate", "detect"):
+        f = detection[step]
+        print(
+            f"  {step:<10} {f['seconds']:7.1f} s  {f['readings_per_second']:>12,.0f} readings/s  "
+            f"peak {f['peak_rss_mb']:,.0f} MB"
+        )
+    print(
+        f"  both steps {detection['seconds']:.1f} s (target under "
+        f"{detection['target_seconds']} s here)"
+    )
 
 
 def _print_cleaning(cleaning: dict) -> None:
@@ -278,7 +301,7 @@ def _cmd_land(args: argparse.Namespace) -> int:
         path = Path(file)
         if not path.is_file():
             raise CliError(f"file {file}: no such file")
-        conversions.append(byo.convert(path.read_bytes(), path.name, spec))
+        conversions.append(byo.convert(path.read_bytes(), path.name, _for_file(spec, path)))
     window = None
     if args.materialize:
         days = [d for c in conversions for d in c.local_days(settings.tz)]
@@ -337,8 +360,17 @@ def _cmd_land(args: argparse.Namespace) -> int:
     return 0 if all(run["success"] for run in runs) else 1
 
 
-def _cmd_detect(args: argparse.Namespace) -> int:
-    from smartgrid_assets.anomalies import detect_readings
+def _for_file(spec: ExportSpec, path: Path) -> ExportSpec:
+    """The spec with `{file}` in --meter-id replaced by the file's name without extensions."""
+    if spec.meter_id is None or "{file}" not in spec.meter_id:
+        return spec
+    stem = path.name.split(".")[0]
+    return replace(spec, meter_id=spec.meter_id.replace("{file}", stem))
+
+
+def _read_exports(args: argparse.Namespace) -> tuple[pa.Table, set[str], list[str]]:
+    """(readings, meters with generation, notes) of the FILE arguments, read as `land` reads
+    them."""
     from smartgrid_assets.ingest import byo
 
     spec = _land_spec(args)
@@ -347,14 +379,30 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         path = Path(file)
         if not path.is_file():
             raise CliError(f"file {file}: no such file")
-        conversions.append(byo.convert(path.read_bytes(), path.name, spec))
+        conversions.append(byo.convert(path.read_bytes(), path.name, _for_file(spec, path)))
     readings = pa.concat_tables([c.readings for c in conversions])
     solar = {m for c in conversions for m in c.solar_meters}
-    events, meter_days = detect_readings(readings, tz=args.tz, solar_meters=solar)
+    notes = [f"{c.name}: {note}" for c in conversions for note in c.notes]
+    return readings, solar, notes
+
+
+def _detector_config() -> DetectorConfig:
+    from smartgrid_assets.anomalies import DetectorConfig
+
+    return DetectorConfig(anomaly_budget=load_settings().anomaly_budget)
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from smartgrid_assets.anomalies import calibration, detect_readings, event_class
+
+    readings, solar, notes = _read_exports(args)
+    detected = detect_readings(readings, tz=args.tz, solar_meters=solar, config=_detector_config())
+    events, meter_days = detected.events, detected.meter_days
     rows = [
         {
             "meter_id": r["meter_id"],
             "type": r["type"],
+            "class": event_class(r["type"]),
             "start": r["start"].isoformat(),
             "end": r["end"].isoformat(),
             "severity": r["severity"],
@@ -365,12 +413,83 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{len(rows)} events over {meter_days} meter-days")
+    alarms = sum(r["severity"] != "info" for r in rows)
+    rate = f"{1000.0 * alarms / meter_days:.1f}" if meter_days else "-"
+    print(
+        f"{len(rows)} events over {meter_days} meter-days: {alarms} alarms "
+        f"({rate} per 1,000 meter-days), the rest info"
+    )
+    for note in notes:
+        print(f"note: {note}")
+    cal = detected.calibration
+    exporting = sorted(calibration.inferred_generation(cal))
+    if exporting:
+        print(f"exports regularly, treated as having generation: {_few(exporting)}")
+    short = sorted(
+        set(cal.filter(pc.equal(cal["source"], calibration.INSUFFICIENT))["meter_id"].to_pylist())
+    )
+    if short:
+        print(f"insufficient_history (under a week; judged by rules only): {_few(short)}")
     for r in rows:
         print(
             f"  {r['start']}  {r['end']}  {r['meter_id']:<12} {r['type']:<18} "
-            f"{r['severity']:<8} score {r['score']:.2f}"
+            f"{r['class']:<12} {r['severity']:<8} score {r['score']:.2f}"
         )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from smartgrid_assets.anomalies import INJECTED_TYPES, evaluate_readings
+
+    types = [t.strip() for t in args.types.split(",")] if args.types else list(INJECTED_TYPES)
+    unknown = sorted(set(types) - set(INJECTED_TYPES))
+    if unknown or not types:
+        raise CliError(f"--types {args.types!r}: expected some of {','.join(INJECTED_TYPES)}")
+    readings, solar, notes = _read_exports(args)
+    config = _detector_config()
+    result = evaluate_readings(
+        readings,
+        tz=args.tz,
+        solar_meters=solar,
+        seeds=args.seed,
+        types=types,
+        days_each=args.days_each,
+        config=config,
+    )
+    if args.json:
+        runs = [
+            {k: v for k, v in r.items() if k not in ("labels", "events")} for r in result["runs"]
+        ]
+        drop = ("labels", "events", "calibration", "runs")
+        report = {**{k: v for k, v in result.items() if k not in drop}, "runs": runs}
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    for note in notes:
+        print(f"note: {note}")
+    print(
+        f"{result['meters']} meters, {result['meter_days']} meter-days; one injection of each "
+        f"type per {args.days_each} days of a meter's data; seeds {', '.join(map(str, args.seed))}"
+    )
+
+    def num(value: object) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    print(
+        f"{'type':<20}{'injected':>9}{'found':>7}{'recall':>8}{'new':>6}{'precision':>10}{'F1':>6}"
+    )
+    pooled = result["pooled"]
+    for name, r in [*pooled["by_type"].items(), ("overall", pooled["overall"])]:
+        print(
+            f"{name:<20}{r['injected']:>9}{r['found']:>7}{num(r['recall']):>8}"
+            f"{r['new_events']:>6}{num(r['precision']):>10}{num(r['f1']):>6}"
+        )
+    untouched = result["untouched"]
+    print(
+        f"untouched readings: {untouched['events']} events, {untouched['alarms']} of them alarms "
+        f"(warning or critical): {num(untouched['events_per_1000_meter_days'])} events and "
+        f"{num(untouched['alarms_per_1000_meter_days'])} alarms per 1,000 meter-days; alarm "
+        f"budget of the calibrated detectors {config.anomaly_budget:g} (SMARTGRID_ANOMALY_BUDGET)"
+    )
     return 0
 
 
@@ -545,7 +664,9 @@ def _add_series_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--value-col", help="column of values (energy or average power)")
     parser.add_argument("--meter-col", help="column of meter ids")
     parser.add_argument(
-        "--meter-id", help="meter id of a single-series file without a meter column"
+        "--meter-id",
+        help="meter id of a single-series file without a meter column; {file} in it is each "
+        "file's name without extensions (several single-meter files at once)",
     )
     parser.add_argument("--received-col", help="column of exported (received) values, if any")
     parser.add_argument(
@@ -639,6 +760,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_series_options(detect)
     detect.add_argument("--json", action="store_true", help="print the events as a JSON list")
     detect.set_defaults(func=_cmd_detect)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score the anomaly detectors on your own export with injected anomalies",
+        description="Read exports like `land` (same options), inject a seeded, documented set "
+        "of known anomalies (stuck register, zero run, reverse flow, one absurd interval, a "
+        "theft-like drop; the synthetic utility's own injector) into a copy, run VEE and every "
+        "detector on the copy and on the untouched readings, and print per type: injected, "
+        "found, recall; precision of the events new in the copy; F1; and the untouched "
+        "readings' events and alarms per 1,000 meter-days. Nothing is landed or stored.",
+    )
+    evaluate.add_argument("files", nargs="+", metavar="FILE")
+    _add_time_options(evaluate)
+    _add_series_options(evaluate)
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="injection seeds (default 0); several are scored one by one and pooled, the "
+        "untouched readings detected once",
+    )
+    evaluate.add_argument("--types", help="comma-separated types to inject (default: all of them)")
+    evaluate.add_argument(
+        "--days-each",
+        type=_positive,
+        default=120,
+        help="one injection of each type per this many days of a meter's data (default 120)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     backtest = sub.add_parser(
         "backtest",

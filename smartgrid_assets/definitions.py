@@ -34,8 +34,16 @@ defs = dg.Definitions(
         [registry, weather, readings, features, forecasts, anomalies, marts, quality_report]
     ),
     asset_checks=dg.load_asset_checks_from_modules([quality, quality_report]),
-    jobs=[automation.daily_job, quality_report.data_quality_job],
-    schedules=[automation.daily_schedule, quality_report.data_quality_schedule],
+    jobs=[
+        automation.daily_job,
+        quality_report.data_quality_job,
+        anomalies.detector_evaluation_job,
+    ],
+    schedules=[
+        automation.daily_schedule,
+        quality_report.data_quality_schedule,
+        anomalies.detector_evaluation_schedule,
+    ],
     sensors=[automation.landing_sensor, alerts.alert_sensor],
     executor=executor,
     resources={

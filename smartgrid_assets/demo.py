@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from smartgrid_assets import anomalies
+from smartgrid_assets import anomalies, contract
 from smartgrid_assets.definitions import defs
 from smartgrid_assets.defs.marts import MART_ASSETS
 from smartgrid_assets.pipeline.land import arrival_key, land_tree
@@ -52,21 +52,26 @@ def materialize(
     instance: dg.DagsterInstance,
     first: date | None = None,
     last: date | None = None,
+    ops: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
-    """One in-process run of the selected assets (over a partition range when given); returns
-    each asset's materialization metadata."""
+    """One in-process run of the selected assets (over a partition range when given; `ops`:
+    an asset's run config by name); returns each asset's materialization metadata."""
     result = dg.materialize(
         list(defs.assets or []),
         selection=selection,
         instance=instance,
         resources={"platform": platform},
         tags=partition_range_tags(first, last or first) if first else None,
-        run_config=QUIET,
+        run_config={**QUIET, "ops": {k: {"config": v} for k, v in (ops or {}).items()}},
     )
     return {
         e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
         for e in result.get_asset_materialization_events()
     }
+
+
+def _rounded(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _forecast_summary(platform: Platform, day: date) -> list[dict]:
@@ -111,6 +116,12 @@ def run_demo(meters: int, days: int, seed: int) -> None:
     materialize(platform, ["meters"], instance)
     meta = materialize(platform, DAILY_ASSETS, instance, DEMO_START, last)
     pipeline_s = time.monotonic() - pipeline_started
+    own = materialize(
+        platform,
+        ["detector_evaluation"],
+        instance,
+        ops={"detector_evaluation": {"last_day": last.isoformat(), "days": days}},
+    )["detector_evaluation"]
     raw, cleaned = meta["raw_readings"], meta["cleaned_readings"]
 
     total_s = time.monotonic() - started
@@ -133,15 +144,40 @@ def run_demo(meters: int, days: int, seed: int) -> None:
         )
     start, end = window_bounds([DEMO_START, last], settings.tz)
     events = platform.warehouse.read("SELECT * FROM anomaly_events")
-    scores = anomalies.evaluate(events, anomalies.load_labels(out / "labels.csv"), start, end)
+    period = [DEMO_START + timedelta(days=i) for i in range(days)]
+    hourly = platform.lake.read_days("meter_hourly", period, contract.METER_HOURLY)
+    meter_days = anomalies.meter_days(hourly, settings.tz)
+    scores = anomalies.evaluate(
+        events, anomalies.load_labels(out / "labels.csv"), start, end, meter_days=meter_days
+    )
     print("anomalies found against those injected (meter or transformer, type, overlapping time):")
     for kind, stats in sorted(scores["by_type"].items()):
+        note = ""
+        if kind in anomalies.SCORE_TYPES:
+            note = "  (info only: an event matches an injected anomaly of any type)"
+        elif kind in anomalies.DATA_PROBLEM_TYPES:
+            note = "  (data problems VEE flagged)"
         print(
-            f"  {kind:<21} events {stats['events']:>3}  injected {stats['labels']:>3}  "
-            f"precision {stats['precision']}  recall {stats['recall']}"
+            f"  {kind:<21} events {stats['events']:>3}  matched {stats['matched_events']:>3}  "
+            f"injected {stats['labels']:>3}  precision {_rounded(stats['precision'])}  "
+            f"recall {_rounded(stats['recall'])}{note}"
         )
     overall = scores["overall"]
-    print(f"  overall               precision {overall['precision']}  recall {overall['recall']}")
+    print(
+        f"  anomalies (rule types) precision {_rounded(overall['precision'])}  "
+        f"recall {_rounded(overall['recall'])}  F1 {_rounded(overall['f1'])}"
+    )
+    print(
+        f"  {scores['false_alarms']} false alarms (unmatched warning or critical) over "
+        f"{meter_days:,} meter-days: {_rounded(scores['false_alarms_per_1000_meter_days'])} per "
+        f"1,000 meter-days (budget {settings.anomaly_budget:g}, SMARTGRID_ANOMALY_BUDGET)"
+    )
+    print(
+        f"detector_evaluation (known anomalies injected into a copy of these meters): recall "
+        f"{own['recall'].value:.2f}  precision {own['precision'].value:.2f}  F1 "
+        f"{own['f1'].value:.2f}; the untouched readings: "
+        f"{own['untouched_alarms_per_1000_meter_days'].value:.2f} alarms per 1,000 meter-days"
+    )
     print(f"warehouse: {settings.warehouse_url}")
     query = "SELECT type, count(*) FROM anomaly_events GROUP BY 1"
     print(f'query it:  .venv/bin/smartgrid sql "{query}"')

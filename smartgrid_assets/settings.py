@@ -57,6 +57,8 @@ class Settings:
     sql_url: str | None = None
     #: seconds a `smartgrid sql` query may run before it is cancelled
     sql_timeout_s: float = 60.0
+    #: alarms per 1,000 meter-days the calibrated anomaly detectors may raise on normal data
+    anomaly_budget: float = 10.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -171,6 +173,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"SMARTGRID_SQL_TIMEOUT_S={timeout!r}: expected seconds above 0 (e.g. 60 or 0.5)"
         )
+    budget = get("SMARTGRID_ANOMALY_BUDGET") or "10"
+    if not re.fullmatch(r"\d+(\.\d+)?", budget) or not 0 < float(budget) <= 1000:
+        raise SettingsError(
+            f"SMARTGRID_ANOMALY_BUDGET={budget!r}: expected alarms per 1,000 meter-days above 0 "
+            "and at most 1000 (e.g. 10)"
+        )
     return Settings(
         home=home,
         tz=tz,
@@ -194,4 +202,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         quality_max_affected_share=affected_share,
         sql_url=sql_url,
         sql_timeout_s=float(timeout),
+        anomaly_budget=float(budget),
     )

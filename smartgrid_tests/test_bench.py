@@ -56,3 +56,28 @@ def test_arrow_allocates_from_jemalloc_unless_told_otherwise() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     assert _arrow_pool(env) == "jemalloc"
     assert _arrow_pool({**env, "ARROW_DEFAULT_MEMORY_POOL": "system"}) == "system"
+
+
+def test_detect_bench_on_a_small_fleet() -> None:
+    from smartgrid_assets.bench import run_detect_bench
+
+    figures = run_detect_bench(meters=200, days=20)
+    assert {
+        "meters",
+        "days",
+        "readings",
+        "calibrate",
+        "detect",
+        "seconds",
+        "peak_rss_mb",
+        "events",
+    } <= set(figures)
+    assert (figures["meters"], figures["days"]) == (200, 20)
+    assert figures["readings"] == 200 * 20 * 24
+    assert figures["calibrate"]["readings"] == 200 * 20 * 24
+    assert figures["detect"]["readings"] == 200 * 15 * 24, "the day and its 14-day lookback"
+    for step in ("calibrate", "detect"):
+        assert figures[step]["seconds"] > 0
+        assert figures[step]["readings_per_second"] > 0
+    assert figures["peak_rss_mb"] > 0
+    assert isinstance(figures["events"], int) and figures["events"] >= 0

@@ -779,7 +779,9 @@ def test_unknown_meters_are_registered_in_a_full_registry_file(tmp_path: Path) -
     rows = {r["meter_id"]: r for r in parsed.table.to_pylist()}
     assert rows["K1"]["customer_class"] == "residential" and rows["K1"]["lat"] == 52.5
     assert rows["N1"]["customer_class"] == "unknown"
-    assert rows["N1"]["has_solar"] is True  # negative values
+    # one negative reading is no proof of generation (unknown is not solar): a backfeed or a
+    # reversed CT is reverse_flow's to report
+    assert rows["N1"]["has_solar"] is False
     assert rows["N2"]["has_solar"] is False
     assert rows["N1"]["installed_at"] == _utc("2026-03-16 00:15")
     assert rows["N1"]["multiplier"] == 1.0
@@ -1167,3 +1169,21 @@ def test_household_samples(sample: int, rows: int, interval: int, duplicates: in
     if sample == 1:
         at = pa.scalar(_utc("2013-10-27 00:00"), contract.UTC_TS)
         assert conv.readings.filter(pc.equal(conv.readings["ts"], at)).num_rows == 1
+
+
+def test_a_meter_that_exports_regularly_is_registered_with_generation() -> None:
+    hours = pd.date_range("2026-03-01", periods=10 * 24, freq="h", tz="UTC")
+    midday = (hours.hour >= 11) & (hours.hour < 14)
+    once = (hours.day == 3) & (hours.hour == 12)
+    lines = ["meter,t,v"]
+    for t, noon, single in zip(hours, midday, once, strict=True):
+        lines.append(f"PV1,{t.isoformat()},{-0.8 if noon else 0.4}")
+        lines.append(f"BF1,{t.isoformat()},{-0.8 if single else 0.4}")
+    conv = convert(
+        "\n".join(lines).encode(),
+        "net.csv",
+        ExportSpec(time_col="t", value_col="v", meter_col="meter"),
+    )
+    assert conv.solar_meters == ["PV1"]  # BF1 went negative on one day only
+    (note,) = [n for n in conv.notes if "PV1" in n]
+    assert "exported (negative values) on 10 of its 10 days" in note

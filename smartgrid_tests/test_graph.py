@@ -45,7 +45,29 @@ def test_every_asset_of_the_graph_materialized_for_the_two_partitions(graph) -> 
     _, _, meta = graph
     assert set(meta) == set(DAILY_ASSETS)
     all_keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert set(DAILY_ASSETS) | {"meters"} == all_keys, "the demo runs every asset of the graph"
+    weekly = {"meters", "detector_evaluation"}
+    assert set(DAILY_ASSETS) | weekly == all_keys, "the demo runs every asset of the graph"
+
+
+def test_detector_evaluation_on_the_utility_s_own_meters(graph) -> None:
+    platform, _, _ = graph
+    config = {"last_day": LAST.isoformat(), "days": DAYS, "max_meters": 40}
+    meta = materialize(
+        platform,
+        ["detector_evaluation"],
+        dg.DagsterInstance.ephemeral(),
+        ops={"detector_evaluation": config},
+    )["detector_evaluation"]
+    assert meta["meters"].value == 40 and meta["meter_days"].value >= 40 * (DAYS - 1)
+    assert meta["period"].value == f"{START}..{LAST}"
+    rows = platform.warehouse.read("SELECT * FROM detector_evaluation ORDER BY type").to_pylist()
+    by_type = {r["type"]: r for r in rows}
+    assert set(anomalies.INJECTED_TYPES) | {"overall"} <= set(by_type)
+    # one of each type per 120 meter-days; a drop needs 21 days of baseline: none in 14 days
+    for type_ in set(anomalies.INJECTED_TYPES) - {"theft_drop"}:
+        assert by_type[type_]["injected"] == 40 * DAYS // 120, by_type[type_]
+    assert by_type["overall"]["recall"] >= 0.8 and by_type["overall"]["f1"] >= 0.8
+    assert meta["anomaly_budget_per_1000_meter_days"].value == 10.0
 
 
 def test_forecasts_per_feeder_and_system_as_issued(graph) -> None:
@@ -104,7 +126,16 @@ def test_events_per_injected_anomaly(graph) -> None:
     assert scores["overall"]["precision"] >= 0.7, scores["overall"]
     ids = events["event_id"].to_pylist()
     assert len(ids) == len(set(ids)), "no event is reported twice"
-    assert meta["anomaly_report"]["events"].value >= 1
+    report = meta["anomaly_report"]
+    assert report["events"].value >= 1
+    assert report["anomaly_budget_per_1000_meter_days"].value == 10.0
+    assert report["meter_days"].value > 0 and report["alarms_per_1000_meter_days"].value >= 0
+    table = report["events_to_act_on"].value
+    assert "| severity | type | class | meter | transformer | feeder |" in table
+    assert "None" not in table
+    calibration = platform.warehouse.read("SELECT * FROM detector_calibration")
+    assert set(calibration["detector"].to_pylist()) == set(anomalies.CALIBRATED_TYPES)
+    assert set(calibration["source"].to_pylist()) <= {"meter", "class", "insufficient_history"}
 
 
 def test_rerunning_the_two_partitions_changes_nothing(graph) -> None:

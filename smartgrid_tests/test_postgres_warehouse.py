@@ -83,6 +83,30 @@ def test_contract_tables_round_trip_with_their_types(pg: PostgresWarehouse) -> N
     assert back.equals(events), "quotes, commas, percent signs and NULLs survive COPY"
 
 
+def test_a_detector_calibration_round_trips_with_its_lists(pg: PostgresWarehouse) -> None:
+    import numpy as np
+
+    from smartgrid_assets import anomalies
+
+    hours = np.arange(40 * 24)
+    kwh = 0.3 + 0.5 * np.exp(-(((hours % 24) - 19) ** 2) / 5) * (1 + 0.2 * np.sin(hours / 7))
+    readings = pa.table(
+        {
+            "meter_id": ["M1"] * len(hours),
+            "ts": pa.array([T0 + timedelta(hours=int(h)) for h in hours], contract.UTC_TS),
+            "interval_minutes": pa.array([60] * len(hours), pa.int32()),
+            "channel": ["delivered"] * len(hours),
+            "kwh": kwh.round(3),
+        }
+    )
+    table = anomalies.detect_readings(readings, tz="UTC").calibration
+    assert table.num_rows and table["reference"].null_count < table.num_rows
+    pg.replace("detector_calibration", table, match={"first_ts": [T0]})
+    back = pg.read("SELECT * FROM detector_calibration ORDER BY detector, meter_id")
+    back = contract.conform(back, anomalies.CALIBRATION)
+    assert back.equals(table.sort_by([("detector", "ascending"), ("meter_id", "ascending")]))
+
+
 def test_replace_by_match_and_window_is_idempotent(pg: PostgresWarehouse) -> None:
     data = pa.table(
         {

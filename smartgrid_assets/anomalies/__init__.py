@@ -6,16 +6,24 @@ module per detector family:
 
 - `runs.py`: `stuck_meter` (same non-zero delivered value >= 6 h) and `zero_run` (delivered
   zeros >= 6 h; both channels on a solar meter);
-- `reverse.py`: `reverse_flow` (negative delivered on a meter without solar >= 1 h);
+- `reverse.py`: `reverse_flow` (negative delivered >= 1 h on a meter without generation:
+  neither registered solar nor regular export, `generation.py`);
 - `drop.py`: `theft_drop` (sustained drop >= 30 % of the meter's daily energy, >= 7 days,
-  robust change point);
+  robust change point standing out of the meter's noise; info when within its usual swings);
 - `overload.py`: `transformer_overload` (hourly loading > 1.0 of kVA x power factor);
-- `spike.py`: `load_spike` (a 30 min - 12 h burst >= 2.5x the meter's typical daily peak);
+- `spike.py`: `load_spike` (a 30 min - 12 h burst far above the meter's usual level at that
+  local hour and day type, beyond its calibrated threshold);
+- `data_problems.py`: `interval_spike` (a single absurd interval VEE flagged: class
+  `data_problem`, `event_class`);
 - `profile.py`: `profile_deviation` (the day's shape off the meter's own expected shape,
-  robust residuals, >= 3 consecutive days);
+  beyond its calibrated threshold, >= 3 consecutive days);
 - `imbalance.py`: `feeder_imbalance` (a feeder-head meter against the sum of its meters);
 - `outlier.py`: `profile_outlier` (IsolationForest score on daily profiles, info only, for
   meter-days no rule explains);
+- `calibration.py`: thresholds learned from the fleet's own days to the alarm budget
+  (`DetectorConfig.anomaly_budget`), as a CALIBRATION table; `calibrate` learns one;
+- `inject.py`: known anomalies written into a copy of real readings (shared with the
+  synthetic utility); `own_data.py`: `evaluate_readings`, the detectors scored on them;
 - `events.py`: `event_id`, severity, evidence JSON, `merge_events`;
 - `evaluate.py`: `load_labels`, `evaluate` (precision / recall / F1 and false alarms per
   1,000 meter-days against labels);
@@ -35,11 +43,15 @@ Calling it from an asset, one local-day partition at a time:
    crossing midnight stays one event.
 """
 
+from . import calibration
+from .calibration import CALIBRATED_TYPES, CALIBRATION, CALIBRATION_VERSION
 from .config import (
     ANOMALY_TYPES,
     ASSET_TYPES,
+    DATA_PROBLEM_TYPES,
     DETECTOR_VERSION,
     FEEDER_IMBALANCE,
+    INTERVAL_SPIKE,
     LOAD_SPIKE,
     PROFILE_DEVIATION,
     PROFILE_OUTLIER,
@@ -52,19 +64,28 @@ from .config import (
     TRANSFORMER_OVERLOAD,
     ZERO_RUN,
     DetectorConfig,
+    event_class,
 )
-from .detect import detect
+from .detect import calibrate, detect
 from .evaluate import EVALUATION, LABELS, evaluate, evaluation_table, load_labels
-from .events import MergeResult, event_id, merge_events, merge_events_detail
-from .fleet import detect_period, detect_readings, evaluate_synth, meter_days
+from .events import MergeResult, event_id, merge_events, merge_events_detail, report_rows
+from .fleet import Detected, detect_period, detect_readings, evaluate_synth, meter_days
+from .inject import INJECTED_TYPES, inject_anomalies
 from .overload import hourly_loading, transformer_loading
+from .own_data import evaluate_readings
 
 __all__ = [
     "ANOMALY_TYPES",
     "ASSET_TYPES",
+    "CALIBRATED_TYPES",
+    "CALIBRATION",
+    "CALIBRATION_VERSION",
+    "DATA_PROBLEM_TYPES",
     "DETECTOR_VERSION",
     "EVALUATION",
     "FEEDER_IMBALANCE",
+    "INJECTED_TYPES",
+    "INTERVAL_SPIKE",
     "LABELS",
     "LOAD_SPIKE",
     "PROFILE_DEVIATION",
@@ -77,19 +98,26 @@ __all__ = [
     "THEFT_DROP",
     "TRANSFORMER_OVERLOAD",
     "ZERO_RUN",
+    "Detected",
     "DetectorConfig",
     "MergeResult",
+    "calibrate",
+    "calibration",
     "detect",
     "detect_period",
     "detect_readings",
     "evaluate",
+    "evaluate_readings",
     "evaluate_synth",
     "evaluation_table",
+    "event_class",
     "event_id",
     "hourly_loading",
+    "inject_anomalies",
     "load_labels",
     "merge_events",
     "merge_events_detail",
     "meter_days",
+    "report_rows",
     "transformer_loading",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 # Bump whenever a detector's behaviour changes: every event carries it in `detector_version`.
-DETECTOR_VERSION = "1.1.0"
+DETECTOR_VERSION = "2.0.0"
 
 STUCK_METER = "stuck_meter"
 ZERO_RUN = "zero_run"
@@ -16,6 +16,7 @@ LOAD_SPIKE = "load_spike"
 PROFILE_DEVIATION = "profile_deviation"
 FEEDER_IMBALANCE = "feeder_imbalance"
 PROFILE_OUTLIER = "profile_outlier"
+INTERVAL_SPIKE = "interval_spike"
 
 #: Types a rule decides, named like the synthetic utility's anomaly labels.
 RULE_TYPES: tuple[str, ...] = (
@@ -30,12 +31,24 @@ RULE_TYPES: tuple[str, ...] = (
 )
 #: Types no rule decides: an unsupervised score (IsolationForest) for what the rules miss.
 SCORE_TYPES: tuple[str, ...] = (PROFILE_OUTLIER,)
+#: Types that report a data problem VEE flagged, not the customer's or the grid's behaviour:
+#: a single absurd interval is VEE's `spike` (a data problem: flagged, estimated for billing
+#: and reported here), never silently dropped.
+DATA_PROBLEM_TYPES: tuple[str, ...] = (INTERVAL_SPIKE,)
 #: Every event type.
-ANOMALY_TYPES: tuple[str, ...] = RULE_TYPES + SCORE_TYPES
+ANOMALY_TYPES: tuple[str, ...] = RULE_TYPES + SCORE_TYPES + DATA_PROBLEM_TYPES
 #: Types whose subject is a grid asset (`asset_id`), not a meter.
 ASSET_TYPES: tuple[str, ...] = (TRANSFORMER_OVERLOAD, FEEDER_IMBALANCE)
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+
+ANOMALY = "anomaly"
+DATA_PROBLEM = "data_problem"
+
+
+def event_class(type: str) -> str:
+    """`data_problem` for what VEE flagged in the data, `anomaly` for everything else."""
+    return DATA_PROBLEM if type in DATA_PROBLEM_TYPES else ANOMALY
 
 
 @dataclass(frozen=True)
@@ -59,9 +72,11 @@ class DetectorConfig:
     reverse_min_hours: float = 1.0
     reverse_tolerance_kwh: float = 0.0
     #: run severity: below `run_warning_hours` info, from it warning, from `run_critical_hours`
-    #: critical (stuck_meter, zero_run)
+    #: critical (stuck_meter); zero_run: warning from `run_warning_hours`, info again from
+    #: `vacancy_min_hours` (days of zeros: a vacancy or a disconnection, not an alarm)
     run_warning_hours: float = 12.0
     run_critical_hours: float = 72.0
+    vacancy_min_hours: float = 72.0
     #: reverse flow is a warning (backfeed, tampering), critical from this many hours
     reverse_critical_hours: float = 24.0
     # --- theft_drop: change point on the meter's own daily delivered energy ---
@@ -100,30 +115,30 @@ class DetectorConfig:
     overload_critical_loading: float = 1.2
     #: energy of readings carrying these VEE rules is taken out of its hour before judging
     overload_discount_rules: tuple[str, ...] = ("spike",)
-    # --- load_spike: a burst far above the meter's own typical daily peak ---
-    #: typical daily peak = median over the input's days of the day's highest reading; a
-    #: reading at least this many times it (and `spike_min_excess_kw` above it) is spiking
-    spike_min_ratio: float = 2.5
+    # --- load_spike: a burst far above the meter's usual level at that time of day and week ---
+    #: a reading is spiking when log(kW / usual level) is at or above the meter's calibrated
+    #: threshold (`calibration.py`) and the reading is at least this many kW above the level
     spike_min_excess_kw: float = 2.0
-    #: spiking readings lasting at least this long (a single one is VEE's `spike`, a data
-    #: problem) and at most `spike_max_hours` (longer is a level change) make an event
+    #: spiking readings lasting at least this long and at most `spike_max_hours` (longer is
+    #: a level change) make an event; critical when its tail probability is a tenth of the
+    #: detector's budget share or less
     spike_min_minutes: int = 30
     spike_max_hours: float = 12.0
-    #: days with data needed for a typical daily peak
-    spike_min_days: int = 5
-    #: a peak of at least this many times the typical daily peak is critical (else warning)
-    spike_critical_ratio: float = 5.0
     #: readings carrying these VEE rules are data problems, not load: never a load_spike
     spike_exclude_rules: tuple[str, ...] = ("spike", "limit.high", "flat_line")
+    # --- interval_spike: what VEE flagged in a single interval, reported as a data problem ---
+    #: a `spike` beyond the meter's calibrated ceiling; any single interval VEE found to be
+    #: Wh sent as kWh (and corrected) or above the class's power limit
+    data_problem_rules: tuple[str, ...] = ("spike",)
+    single_interval_rules: tuple[str, ...] = ("unit.wh_as_kwh", "limit.high")
     # --- profile_deviation: the day's shape against the meter's own expected shape ---
     #: shape = share of the local day's energy in each local hour; expected shape = median
     #: share per hour over the input's days; day distance = sum over hours of |residual|,
     #: after removing the peers' common residual of that day and hour (same groups and
     #: `theft_min_peers` as theft_drop)
-    #: a day deviates when its distance is above max(this floor, median + k x MAD x 1.4826 of
-    #: the meter's own day distances)
+    #: a day deviates when its distance is above max(this floor, the meter's calibrated
+    #: threshold on its day distances)
     profile_min_distance: float = 0.15
-    profile_mad_k: float = 5.0
     #: this many consecutive deviating days make an event (shorter is a one-off)
     profile_min_days: int = 3
     #: days with a usable shape needed before judging a meter
@@ -147,6 +162,16 @@ class DetectorConfig:
     outlier_min_score: float = 0.7
     outlier_trees: int = 50
     outlier_seed: int = 0
+    # --- calibration to the alarm budget (`calibration.py`) ---
+    #: events per 1,000 meter-days the calibrated detectors (load_spike, interval_spike,
+    #: profile_deviation, theft_drop) may raise on normal data, shared evenly between them
+    #: (SMARTGRID_ANOMALY_BUDGET)
+    anomaly_budget: float = 10.0
+    #: days of a detector's statistic a meter needs to be calibrated on its own history;
+    #: with fewer (but at least `calibration_min_days`) its class's pooled days are used; with
+    #: fewer still it is `insufficient_history` and judged only by rules needing no history
+    calibration_meter_days: int = 56
+    calibration_min_days: int = 7
     # --- input hygiene ---
     #: rows carrying any of these VEE rules are not read at all
     exclude_rules: tuple[str, ...] = ("future", "install_period")
@@ -173,16 +198,17 @@ class DetectorConfig:
             "power_factor": self.power_factor,
             "overload_threshold": self.overload_threshold,
             "overload_min_hours": self.overload_min_hours,
-            "spike_min_ratio": self.spike_min_ratio,
             "spike_min_minutes": self.spike_min_minutes,
             "spike_max_hours": self.spike_max_hours,
-            "spike_min_days": self.spike_min_days,
             "profile_min_distance": self.profile_min_distance,
             "profile_min_days": self.profile_min_days,
             "profile_min_history_days": self.profile_min_history_days,
             "imbalance_threshold": self.imbalance_threshold,
             "imbalance_min_hours": self.imbalance_min_hours,
             "outlier_trees": self.outlier_trees,
+            "anomaly_budget": self.anomaly_budget,
+            "calibration_meter_days": self.calibration_meter_days,
+            "calibration_min_days": self.calibration_min_days,
         }
         bad = [name for name, value in positive.items() if not value > 0]
         if bad:
@@ -194,7 +220,6 @@ class DetectorConfig:
             "reverse_tolerance_kwh": self.reverse_tolerance_kwh,
             "theft_min_baseline_kwh": self.theft_min_baseline_kwh,
             "spike_min_excess_kw": self.spike_min_excess_kw,
-            "profile_mad_k": self.profile_mad_k,
             "imbalance_min_head_kwh": self.imbalance_min_head_kwh,
         }
         bad = [name for name, value in non_negative.items() if value < 0]
@@ -221,6 +246,8 @@ class DetectorConfig:
             "theft_exclude_rules",
             "overload_discount_rules",
             "spike_exclude_rules",
+            "data_problem_rules",
+            "single_interval_rules",
         ):
             if not isinstance(getattr(self, name), tuple):
                 raise TypeError(f"DetectorConfig.{name} must be a tuple of rule names")

@@ -20,7 +20,11 @@
    - baseline median >= `theft_min_baseline_kwh` kWh/day,
    - at least `theft_min_share_below` of the after-days lie below the baseline median,
    - the first week after the change against the same weekdays one week earlier (median
-     ratio) shows a drop of at least `theft_min_weekly_drop`.
+     ratio) shows a drop of at least `theft_min_weekly_drop`,
+   - the drop stands out of the meter's own day-to-day noise: log(baseline / after) over its
+     standard error (from the calibrated noise, `calibrate`) is at least the one-sided normal
+     quantile of the detector's share of the alarm budget. A meter without a calibration
+     (`insufficient_history`) is not judged.
 
 The event runs from the change day's local midnight to the end of the last usable day; its
 score is the drop fraction (warning; critical from `theft_critical_drop`). Fed day by day with
@@ -37,6 +41,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from . import calibration
+from .calibration import Learned
 from .config import THEFT_DROP, DetectorConfig
 from .events import candidates, evidence_json
 from .frame import DELIVERED, US_PER_MINUTE, Observed
@@ -48,6 +54,9 @@ _WEEK = 7
 _SEARCH_MIN_DAYS = 2
 _TINY_KWH = 1e-6
 _MIN_FACTOR = 0.05
+_MAD_TO_SIGMA = 1.4826
+_MEDIAN_SE = 1.2533
+_BEFORE = 14
 
 
 def local_day_bounds(start_us: int, end_us: int, tz: str) -> tuple[list[str], np.ndarray]:
@@ -159,8 +168,99 @@ def _change_points(x: np.ndarray, config: DetectorConfig) -> dict[str, np.ndarra
     }
 
 
+def adjusted_energy(
+    obs: Observed, config: DetectorConfig, bounds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(meter codes judged, daily energy [meter, day] over the peers' common factor)."""
+    meters, raw = daily_energy(obs, config, bounds)
+    if config.theft_min_peers <= 0:
+        return meters, raw
+    cls, region = obs.customer_class[meters], obs.region[meters]
+    keys = [cls + "|" + region, cls, np.full(len(meters), "", dtype=object)]
+    return meters, raw / peer_factors(raw, keys, config.theft_min_peers)
+
+
+def day_to_day_noise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of daily energy x [meter, day]: (robust sigma of log daily energy from
+    consecutive days' differences, days used). Differences cancel a level that moves slowly
+    (seasons) or once (a drop), so this is the noise a drop has to stand out of."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.log(np.where(x > _TINY_KWH, x, np.nan))
+    diff = np.abs(np.diff(logs, axis=1)) if x.shape[1] > 1 else np.full((len(x), 0), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sigma = _MAD_TO_SIGMA * np.nanmedian(diff, axis=1) / np.sqrt(2.0)
+    return sigma, (~np.isnan(diff)).sum(axis=1)
+
+
+def weekly_drops(x: np.ndarray) -> np.ndarray:
+    """[meter, day k] 1 - median(days k..k+6) / median(days k-14..k-1) of daily energy x: how
+    far a meter's week falls below its fortnight before (NaN where a side has < 4 days)."""
+    m, d = x.shape
+    out = np.full((m, d), np.nan)
+    if d < _BEFORE + _WEEK:
+        return out
+    windows = np.lib.stride_tricks.sliding_window_view(x, _WEEK, axis=1)[:, _BEFORE:]
+    before = np.lib.stride_tricks.sliding_window_view(x, _BEFORE, axis=1)[
+        :, : d - _BEFORE - _WEEK + 1
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        after_med = np.nanmedian(windows, axis=2)
+        before_med = np.nanmedian(before, axis=2)
+    enough = ((~np.isnan(windows)).sum(axis=2) >= 4) & ((~np.isnan(before)).sum(axis=2) >= 4)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drop = 1.0 - after_med / np.where(before_med > _TINY_KWH, before_med, np.nan)
+    out[:, _BEFORE : _BEFORE + drop.shape[1]] = np.where(enough, drop, np.nan)
+    return out
+
+
+def calibrate(obs: Observed, config: DetectorConfig, bounds: np.ndarray) -> Learned:
+    """theft_drop calibration per meter code.
+
+    - the tail of the meter's own weekly drops (`weekly_drops`; its class's when its history
+      is short) and the drop above which an event is an alarm: a drop within the meter's
+      usual swings (a week away, a heating season ending) is reported at severity info;
+    - reference = [day-to-day noise of log daily energy, z threshold]: a drop must stand out
+      of the noise (one-sided normal quantile of the detector's budget share) to be an event
+      at all; a meter without noise (fewer than `calibration_min_days` days) is not judged.
+    """
+    n = len(obs.meter_ids)
+    meters, x = adjusted_energy(obs, config, bounds)
+    stat = np.full((n, len(bounds) - 1), np.nan)
+    stat[meters] = weekly_drops(x)
+    learned = calibration.fit_tails(
+        stat, obs.customer_class, config, (int(bounds[0]), int(bounds[-1]))
+    )
+    sigma_j, days_j = day_to_day_noise(x)
+    sigma, days = np.full(n, np.nan), np.zeros(n, dtype=np.int64)
+    sigma[meters], days[meters] = sigma_j, days_j
+    own = (days >= config.calibration_meter_days) & np.isfinite(sigma)
+    enough = (days >= config.calibration_min_days) & np.isfinite(sigma)
+    for cls in np.unique(obs.customer_class[enough & ~own]) if (enough & ~own).any() else []:
+        members = enough & (obs.customer_class == cls)
+        if days[members].sum() >= config.calibration_meter_days:
+            sigma[members & ~own] = np.median(sigma[members])
+    sigma = np.where(enough, sigma, np.nan)
+    z = np.where(enough, calibration.z_threshold(config), np.nan)
+    source = np.where(
+        (learned.source == calibration.INSUFFICIENT) & enough, calibration.METER, learned.source
+    )
+    source = np.where(enough, source, calibration.INSUFFICIENT).astype(object)
+    return Learned(
+        threshold=learned.threshold,
+        body=learned.body,
+        scale=learned.scale,
+        source=source,
+        days=np.where(learned.days > 0, learned.days, days),
+        first_us=learned.first_us,
+        last_us=learned.last_us,
+        reference=np.stack([sigma, z], axis=1),
+    )
+
+
 def theft_drop(
-    obs: Observed, config: DetectorConfig, start_us: int, end_us: int, tz: str
+    obs: Observed, learned: Learned, config: DetectorConfig, start_us: int, end_us: int, tz: str
 ) -> pd.DataFrame:
     """`theft_drop` events overlapping [start_us, end_us); days are local days in `tz`."""
     if not len(obs):
@@ -168,13 +268,8 @@ def theft_drop(
     days, bounds = local_day_bounds(int(obs.ts.min()), end_us, tz)
     if len(days) < config.theft_min_days_before + config.theft_min_days_after:
         return candidates([])
-    meters, raw = daily_energy(obs, config, bounds)
-    if config.theft_min_peers > 0:
-        cls, region = obs.customer_class[meters], obs.region[meters]
-        keys = [cls + "|" + region, cls, np.full(len(meters), "", dtype=object)]
-        x = raw / peer_factors(raw, keys, config.theft_min_peers)
-    else:
-        x = raw
+    meters, x = adjusted_energy(obs, config, bounds)
+    noise, z_min = learned.reference[meters, 0], learned.reference[meters, 1]
     rows = []
     for lo in range(0, len(meters), _METERS_PER_BLOCK):
         block = x[lo : lo + _METERS_PER_BLOCK]
@@ -183,8 +278,16 @@ def theft_drop(
             drop = 1.0 - cp["after"] / cp["baseline"]
             weekly_drop = 1.0 - cp["weekly_ratio"]
             share = cp["below"] / np.maximum(cp["n_after"], 1)
+            # a median's standard error is about 1.2533 sigma / sqrt(n)
+            se = (
+                _MEDIAN_SE
+                * noise[lo : lo + len(block)]
+                * np.sqrt(1.0 / np.maximum(cp["n_before"], 1) + 1.0 / np.maximum(cp["n_after"], 1))
+            )
+            z = np.log(cp["baseline"] / cp["after"]) / se
         fire = (
             cp["found"]
+            & (z >= z_min[lo : lo + len(block)])
             & (cp["baseline"] >= config.theft_min_baseline_kwh)
             & (drop >= config.theft_min_drop)
             & (share >= config.theft_min_share_below)
@@ -197,13 +300,24 @@ def theft_drop(
             if not (start < end_us and end > start_us):
                 continue
             d = float(drop[i])
+            code = int(meters[lo + i])
+            usual = bool(d < learned.threshold[code])  # NaN (no tail): never usual
+            severity = "critical" if d >= config.theft_critical_drop else "warning"
+            alarm = {
+                "within_usual_swings": usual,
+                "tail_probability": float(
+                    learned.tail_probability(np.array([code]), np.array([d]))[0]
+                ),
+            }
+            if np.isfinite(learned.threshold[code]):
+                alarm.update(calibration.why(learned, code, config))
             rows.append(
                 {
                     "type": THEFT_DROP,
                     "meter_id": obs.meter_ids[meters[lo + i]],
                     "start": start,
                     "end": end,
-                    "severity": "critical" if d >= config.theft_critical_drop else "warning",
+                    "severity": "info" if usual else severity,
                     "score": d,
                     "evidence": evidence_json(
                         {
@@ -215,6 +329,10 @@ def theft_drop(
                             "days_after": int(cp["n_after"][i]),
                             "share_after_below_baseline": float(share[i]),
                             "weekly_drop": float(weekly_drop[i]),
+                            "z": float(z[i]),
+                            "z_threshold": float(z_min[lo + i]),
+                            "day_to_day_noise": float(noise[lo + i]),
+                            **alarm,
                             "channel": "delivered",
                         }
                     ),

@@ -2,7 +2,9 @@
 
 An event matches a label of the same type and subject (meter_id, or asset_id for asset
 types) whose [start, end) overlaps the event's (optionally widened by `tolerance`). Only labels
-of class `anomaly` that overlap the evaluation window count, and only events that overlap it.
+of class `anomaly` that overlap the evaluation window count (and the data problems detection
+reports too: a `spike` label is found by an `interval_spike` event, scored on its own, out of
+"overall"), and only events that overlap it.
 Precision = matched events / events, recall = matched labels / labels, F1 their harmonic
 mean, per type and overall (micro-averaged over the rule-based types); None where there is
 nothing to divide by. A score type (`profile_outlier`) has no labels of its own: its events
@@ -24,11 +26,14 @@ import pyarrow.csv as pacsv
 
 from smartgrid_assets.contract import UTC_TS
 
-from .config import ANOMALY_TYPES, SCORE_TYPES
+from .config import ANOMALY_TYPES, DATA_PROBLEM_TYPES, INTERVAL_SPIKE, SCORE_TYPES
 from .events import subject_of, to_frame
 from .frame import to_us, ts_us
 
 ANOMALY_CLASS = "anomaly"
+DATA_PROBLEM_CLASS = "data_problem"
+#: Data-problem labels detection reports too, and the event type that finds each.
+REPORTED_DATA_PROBLEMS = {"spike": INTERVAL_SPIKE}
 ALARM_SEVERITIES = ("warning", "critical")
 
 LABELS = pa.schema(
@@ -164,7 +169,9 @@ def evaluate(
             "end": ts_us(labels["end"]) if labels.num_rows else np.zeros(0, np.int64),
         }
     )
-    lab = _window_frame(lab[lab["class"] == ANOMALY_CLASS], ws, we)
+    reported = (lab["class"] == DATA_PROBLEM_CLASS) & lab["type"].isin(REPORTED_DATA_PROBLEMS)
+    lab.loc[reported, "type"] = lab.loc[reported, "type"].map(REPORTED_DATA_PROBLEMS)
+    lab = _window_frame(lab[(lab["class"] == ANOMALY_CLASS) | reported], ws, we)
     ev["ev"] = np.arange(len(ev))
     lab["lab"] = np.arange(len(lab))
     lab["match_type"] = lab["type"]
@@ -203,9 +210,10 @@ def evaluate(
     def iso(us: int) -> str:
         return pd.Timestamp(int(us), unit="us", tz="UTC").isoformat()
 
-    rules = ~ev["type"].isin(SCORE_TYPES)
+    rules = ~ev["type"].isin(SCORE_TYPES + DATA_PROBLEM_TYPES)
+    anomalies = ~lab["type"].isin(DATA_PROBLEM_TYPES)
     return {
-        "overall": stats(ev[rules], lab),
+        "overall": stats(ev[rules], lab[anomalies]),
         "by_type": {t: stats(ev[ev["type"] == t], lab[lab["type"] == t]) for t in types},
         "false_positives": [
             {

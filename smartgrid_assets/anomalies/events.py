@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from smartgrid_assets.contract import ANOMALY_EVENTS
 
-from .config import DETECTOR_VERSION, SEVERITIES
+from .config import DETECTOR_VERSION, SEVERITIES, event_class
 from .frame import ts_us
 
 #: Columns of a detector's candidate frame (start / end as int64 UTC microseconds).
@@ -220,7 +220,8 @@ def merge_events_detail(
     for _, group in both[affected].groupby("cluster", sort=True):
         stored = group[~group["is_new"]]
         # evidence from the detection that saw the most (latest end; a new one on ties), so
-        # re-running an earlier day does not roll back what a later day found
+        # re-running an earlier day does not roll back what a later day found; its severity
+        # too when it saw the whole event (days of zeros become a vacancy, not an alarm)
         latest = group.sort_values(["end", "is_new", "score"]).iloc[-1]
         first = group.iloc[0]
         if len(stored):
@@ -237,7 +238,11 @@ def merge_events_detail(
                 "asset_id": latest["asset_id"],
                 "start": int(group["start"].min()),
                 "end": int(group["end"].max()),
-                "severity": max_severity(list(group["severity"])),
+                "severity": (
+                    latest["severity"]
+                    if latest["start"] <= group["start"].min()
+                    else max_severity(list(group["severity"]))
+                ),
                 "score": float(group["score"].max()),
                 "evidence": latest["evidence"],
                 "detector_version": latest["detector_version"],
@@ -253,8 +258,9 @@ def merge_events(
 
     An event of the same type and subject that overlaps or touches (within `gap`) a stored
     one is the same event: the stored `event_id` and the earliest start are kept, the end is
-    extended, score and severity are the maxima, evidence (and detector_version) come from the
-    detection with the latest end (a new one on ties: a re-run refreshes it). New events that
+    extended, the score is the maximum, evidence (and detector_version) come from the
+    detection with the latest end (a new one on ties: a re-run refreshes it), and so does the
+    severity when that detection spans the whole event (else the maximum). New events that
     touch nothing are returned with their own ids; new events touching each other are folded
     together too. Stored events no new event touches are
     not returned, so a caller replaces the returned ids in the warehouse (and deletes
@@ -277,3 +283,47 @@ __all__ = [
     "to_frame",
     "to_table",
 ]
+
+
+def report_rows(events: pa.Table, meters: pa.Table, limit: int = 50) -> list[dict[str, object]]:
+    """Events for a person to act on: most severe first, then the least likely under the
+    calibration (tail probability, comparable across calibrated types; a rule's event has
+    none and follows them), then the highest score; with the meter's transformer and feeder,
+    rounded figures and no empty cells."""
+    frame = to_frame(events)
+    if frame.empty:
+        return []
+    tail = frame["evidence"].map(lambda e: json.loads(e).get("tail_probability"))
+    place = {}
+    if meters.num_rows:
+        names = set(meters.column_names)
+        cols = [c for c in ("transformer_id", "feeder_id") if c in names]
+        place = {r["meter_id"]: r for r in meters.select(["meter_id", *cols]).to_pylist()}
+    frame = frame.assign(
+        rank=-frame["severity"].map(_RANK).fillna(-1),
+        tail=pd.to_numeric(tail, errors="coerce"),
+    ).sort_values(["rank", "tail", "score"], ascending=[True, True, False], na_position="last")
+
+    def text(value: object) -> str:
+        return (
+            "-" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+        )
+
+    rows = []
+    for r in frame.head(limit).itertuples():
+        where = place.get(r.meter_id, {})
+        rows.append(
+            {
+                "severity": r.severity,
+                "type": r.type,
+                "class": event_class(r.type),
+                "meter": text(r.meter_id),
+                "transformer": text(where.get("transformer_id", r.asset_id)),
+                "feeder": text(where.get("feeder_id")),
+                "start": _iso(int(r.start))[:16],
+                "end": _iso(int(r.end))[:16],
+                "score": round(float(r.score), 2),
+                "tail_probability": "rule" if np.isnan(r.tail) else f"{r.tail:.2g}",
+            }
+        )
+    return rows

@@ -27,7 +27,7 @@ from smartgrid_assets.contract import UTC_TS
 from smartgrid_assets.scratch import connect
 
 from .config import DetectorConfig
-from .detect import detect
+from .detect import calibrate, detect
 from .evaluate import evaluate, load_labels
 from .events import empty_events, merge_events_detail
 
@@ -71,9 +71,12 @@ def detect_period(
     step_days: int = 1,
     lookback_days: int = LOOKBACK_DAYS,
     config: DetectorConfig = DetectorConfig(),  # noqa: B008 - frozen, never mutated
+    calibration_table: pa.Table | None = None,
 ) -> pa.Table:
     """ANOMALY_EVENTS of `days` local days from `first_day`, detected `step_days` at a time
-    with `lookback_days` of history and merged across windows like the pipeline."""
+    with `lookback_days` of history and merged across windows like the pipeline; with a
+    `calibration_table` (`calibrate` over the period, say) for the calibrated detectors, else
+    each window learns its own from its lookback."""
     stored = empty_events()
     for offset in range(0, days, step_days):
         day = first_day + dt.timedelta(days=offset)
@@ -89,6 +92,7 @@ def detect_period(
             window_end=we,
             config=config,
             tz=tz,
+            calibration_table=calibration_table,
         )
         stored = store(stored, found)
     return stored
@@ -151,11 +155,12 @@ def detect_readings(
     *,
     tz: str,
     solar_meters: set[str] | frozenset[str] = frozenset(),
-    step_days: int = 28,
+    step_days: int = 7,
     config: DetectorConfig = DetectorConfig(),  # noqa: B008 - frozen, never mutated
-) -> tuple[pa.Table, int]:
-    """(ANOMALY_EVENTS, meter-days) of bare readings (meter_id, ts, interval_minutes,
-    channel, kwh) with no registry: VEE, the hourly roll-up, then `detect_period` over every
+) -> Detected:
+    """Events, meter-days and calibration of bare readings (meter_id, ts, interval_minutes,
+    channel, kwh) with no registry: VEE, the hourly roll-up, a calibration over all of it
+    (each meter on its own history where it is long enough), then `detect_period` over every
     local day in `tz` the readings touch, `step_days` at a time. No transformers: no
     transformer_overload."""
     n = readings.num_rows
@@ -176,6 +181,14 @@ def detect_readings(
     ).cast(contract.READINGS)
     meters = registry_of(table, set(solar_meters))
     cleaned, hourly = prepare(table, meters, first_day=first, days=days, tz=tz)
+    learned = calibrate(
+        cleaned,
+        meters,
+        start=local_midnight(first, tz),
+        end=local_midnight(first + dt.timedelta(days=days), tz),
+        config=config,
+        tz=tz,
+    )
     events = detect_period(
         cleaned,
         hourly,
@@ -186,8 +199,19 @@ def detect_readings(
         tz=tz,
         step_days=step_days,
         config=config,
+        calibration_table=learned,
     )
-    return events, meter_days(cleaned, tz)
+    return Detected(events, meter_days(cleaned, tz), learned)
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What `detect_readings` found: ANOMALY_EVENTS, the meter-days judged and the
+    CALIBRATION the detectors used."""
+
+    events: pa.Table
+    meter_days: int
+    calibration: pa.Table
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,23 @@ def to_us(value: dt.datetime | pd.Timestamp, name: str = "timestamp") -> int:
     return int(ts.tz_convert("UTC").value // 1000)
 
 
+def local_hour_weekday(ts: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """(local hour, local weekday Monday=0) of UTC instants in us: the offset only changes on
+    whole hours, so pandas converts each UTC hour of the span once and the rows take theirs."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if not len(ts):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    hour = ts // US_PER_HOUR
+    first = int(hour.min())
+    span = first + np.arange(int(hour.max()) - first + 1)
+    grid = pd.DatetimeIndex(pd.to_datetime(span * US_PER_HOUR, unit="us", utc=True)).tz_convert(tz)
+    at = hour - first
+    hours = np.asarray(grid.hour, dtype=np.int64)
+    days = np.asarray(grid.dayofweek, dtype=np.int64)
+    return hours[at], days[at]
+
+
 def ts_us(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A timestamp column as int64 microseconds (UTC)."""
     arr = pc.cast(pc.cast(column, UTC_TS), pa.int64())
@@ -164,20 +181,35 @@ def observed(
     )
     columns = list(_NEEDED) + (["vee_rules"] if "vee_rules" in cleaned.column_names else [])
     table = cleaned.select(columns).filter(keep.fill_null(False))
-    table = table.sort_by(
-        [("meter_id", "ascending"), ("channel", "ascending"), ("ts", "ascending")]
-    )
-    n = table.num_rows
-    if "vee_rules" in table.column_names:
-        rules, names = _rule_bits(table["vee_rules"], n)
-    else:
-        rules, names = np.zeros(n, dtype=np.int64), ()
-    ids = np.asarray(pc.cast(table["meter_id"], pa.string()).to_numpy(zero_copy_only=False))
+    # meter ids as codes in id order (a dictionary of distinct ids, not one string per row)
+    ids = pc.cast(table["meter_id"], pa.string()).combine_chunks()
+    encoded = pc.dictionary_encode(ids)
+    names_of = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    order_of = np.argsort(names_of, kind="stable")
+    rank = np.empty(len(names_of), dtype=np.int64)
+    rank[order_of] = np.arange(len(names_of))
+    code = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
     channel = np.asarray(
         pc.equal(pc.cast(table["channel"], pa.string()), "received").to_numpy(zero_copy_only=False),
         dtype=np.int8,
     )
     ts = ts_us(table["ts"])
+    n = table.num_rows
+    in_order = n < 2 or bool(
+        (
+            (code[1:] > code[:-1])
+            | ((code[1:] == code[:-1]) & (channel[1:] > channel[:-1]))
+            | ((code[1:] == code[:-1]) & (channel[1:] == channel[:-1]) & (ts[1:] >= ts[:-1]))
+        ).all()
+    )
+    if not in_order:
+        order = np.lexsort((ts, channel, code))
+        table = table.take(pa.array(order))
+        code, channel, ts = code[order], channel[order], ts[order]
+    if "vee_rules" in table.column_names:
+        rules, names = _rule_bits(table["vee_rules"], n)
+    else:
+        rules, names = np.zeros(n, dtype=np.int64), ()
     minutes = np.asarray(table["interval_minutes"].to_numpy(), dtype=np.int64)
     raw = np.asarray(table["kwh_raw"].to_numpy(zero_copy_only=False), dtype=np.float64)
     kwh = np.asarray(table["kwh"].to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -189,13 +221,13 @@ def observed(
     drop_mask = sum(1 << i for i, name in enumerate(names) if name in set(exclude_rules))
     usable = (rules & drop_mask) == 0
     if not usable.all():
-        ids, channel, ts, minutes, value, rules = (
-            a[usable] for a in (ids, channel, ts, minutes, value, rules)
+        code, channel, ts, minutes, value, rules = (
+            a[usable] for a in (code, channel, ts, minutes, value, rules)
         )
-    new = np.ones(len(ids), dtype=bool)
-    new[1:] = ids[1:] != ids[:-1]
+    new = np.ones(len(code), dtype=bool)
+    new[1:] = code[1:] != code[:-1]
     meter = np.cumsum(new) - 1
-    meter_ids = ids[new]
+    meter_ids = names_of[order_of][code[new]]
     pos = reg.lookup(meter_ids)
     known = pos >= 0
     if len(reg.meter_ids):

@@ -59,7 +59,11 @@ def feeder_balance(
     """Per feeder with a head meter and hour: feeder_id, ts (us), head_meter, head_kwh,
     meters_kwh, meters, imbalance; sorted by feeder_id, ts."""
     names = meters.column_names
-    if "feeder_id" not in names or "transformer_id" not in names:
+    if (
+        "feeder_id" not in names
+        or "transformer_id" not in names
+        or not pc.any(pc.is_valid(meters["feeder_id"])).as_py()
+    ):
         return pd.DataFrame(columns=["feeder_id", "ts", "imbalance"])
     reg = pa.table(
         {

@@ -49,12 +49,18 @@ def outlier_scores(features: np.ndarray, judged: np.ndarray, config: DetectorCon
 
 
 def profile_outlier(
-    obs: Observed, config: DetectorConfig, start_us: int, end_us: int, tz: str
+    obs: Observed,
+    config: DetectorConfig,
+    start_us: int,
+    end_us: int,
+    tz: str,
+    shapes: DailyShapes | None = None,
 ) -> pd.DataFrame:
-    """`profile_outlier` events (info) for meter-days overlapping [start_us, end_us)."""
+    """`profile_outlier` events (info) for meter-days overlapping [start_us, end_us);
+    `shapes`: `daily_shapes` of the same input, when already computed."""
     if not config.outlier_enabled or not len(obs):
         return candidates([])
-    shapes = daily_shapes(obs, config, end_us, tz)
+    shapes = shapes if shapes is not None else daily_shapes(obs, config, end_us, tz)
     features, row, day = day_features(shapes)
     if len(features) < MIN_SAMPLES:
         return candidates([])

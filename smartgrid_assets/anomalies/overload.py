@@ -217,6 +217,8 @@ def transformer_overload(
     Readings VEE flagged with `overload_discount_rules` (spikes) are taken out of their hour:
     one bad reading on a single-meter transformer is not an overload.
     """
+    if not transformers.num_rows:
+        return candidates([])
     load = _loading(meter_hourly, meters, transformers, obs, config, end_us)
     if load.empty:
         return candidates([])

@@ -11,9 +11,10 @@
 3. Day distance = sum over hours of |residual| (0 = the usual shape, 2 = nothing in common),
    against whichever expected shape is closer: a public holiday shaped like a Sunday is an
    ordinary day, even without peers.
-   A day deviates when its distance is above max(`profile_min_distance`, median +
-   `profile_mad_k` x MAD x 1.4826 of the meter's own day distances): robust, so each meter is
-   judged against its own day-to-day variation.
+   A day deviates when its distance is above max(`profile_min_distance`, the meter's
+   calibrated threshold): the tail of its own day distances (or its class's) fitted to the
+   detector's share of the alarm budget (`calibration.py`), so each meter is judged against
+   its own day-to-day variation.
 4. `profile_min_days` consecutive deviating days make one event, from the first day's local
    midnight to the end of the last; its score is the median distance of those days, its
    evidence names the hours that gained and lost most.
@@ -32,15 +33,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import calibration
+from .calibration import Learned
 from .config import PROFILE_DEVIATION, DetectorConfig
 from .drop import local_day_bounds
 from .events import candidates, evidence_json
-from .frame import DELIVERED, US_PER_MINUTE, Observed
+from .frame import DELIVERED, US_PER_MINUTE, Observed, local_hour_weekday
 from .peers import peer_medians
 from .runs import find_runs
 
 HOURS = 24
-MAD_TO_SIGMA = 1.4826
 _TINY_KWH = 1e-6
 
 
@@ -64,8 +66,7 @@ class DailyShapes:
 
 
 def _local_hours(ts: np.ndarray, tz: str) -> np.ndarray:
-    local = pd.DatetimeIndex(pd.to_datetime(ts, unit="us", utc=True)).tz_convert(tz)
-    return np.asarray(local.hour, dtype=np.int64)
+    return local_hour_weekday(ts, tz)[0]
 
 
 def _peer_residual(residual: np.ndarray, keys: list[np.ndarray], min_peers: int) -> np.ndarray:
@@ -136,15 +137,23 @@ def daily_shapes(obs: Observed, config: DetectorConfig, end_us: int, tz: str) ->
     return DailyShapes(meters, days, bounds, shape, residual, day_energy)
 
 
-def deviating_days(distance: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(deviating (M, D) bool, threshold (M,)): robust per-meter threshold on day distances."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(distance, axis=1)
-        mad = np.nanmedian(np.abs(distance - med[:, None]), axis=1)
-    threshold = np.maximum(
-        config.profile_min_distance, med + config.profile_mad_k * MAD_TO_SIGMA * mad
+def calibrate(obs: Observed, config: DetectorConfig, tz: str, bounds: np.ndarray) -> Learned:
+    """profile_deviation calibration per meter code: the tail of its day distances."""
+    shapes = daily_shapes(obs, config, int(bounds[-1]), tz)
+    stat = np.full((len(obs.meter_ids), len(shapes.days)), np.nan)
+    stat[shapes.meters] = shapes.distance
+    return calibration.fit_tails(
+        stat, obs.customer_class, config, (int(bounds[0]), int(bounds[-1]))
     )
+
+
+def deviating_days(
+    distance: np.ndarray, threshold: np.ndarray, config: DetectorConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(deviating (M, D) bool, threshold (M,)): above the meter's calibrated threshold and
+    `profile_min_distance`; a meter with fewer usable days than `profile_min_history_days`
+    or no calibration is not judged."""
+    threshold = np.maximum(config.profile_min_distance, threshold)
     enough = (~np.isnan(distance)).sum(axis=1) >= config.profile_min_history_days
     with np.errstate(invalid="ignore"):
         deviating = enough[:, None] & (distance > threshold[:, None])
@@ -152,14 +161,21 @@ def deviating_days(distance: np.ndarray, config: DetectorConfig) -> tuple[np.nda
 
 
 def profile_deviation(
-    obs: Observed, config: DetectorConfig, start_us: int, end_us: int, tz: str
+    obs: Observed,
+    learned: Learned,
+    config: DetectorConfig,
+    start_us: int,
+    end_us: int,
+    tz: str,
+    shapes: DailyShapes | None = None,
 ) -> pd.DataFrame:
-    """`profile_deviation` events overlapping [start_us, end_us); local days in `tz`."""
+    """`profile_deviation` events overlapping [start_us, end_us); local days in `tz`;
+    `shapes`: `daily_shapes` of the same input, when already computed."""
     if not len(obs):
         return candidates([])
-    shapes = daily_shapes(obs, config, end_us, tz)
+    shapes = shapes if shapes is not None else daily_shapes(obs, config, end_us, tz)
     distance = shapes.distance
-    deviating, threshold = deviating_days(distance, config)
+    deviating, threshold = deviating_days(distance, learned.threshold[shapes.meters], config)
     m, d = deviating.shape
     group = np.repeat(np.arange(m), d)
     start = np.tile(shapes.bounds[:-1], m)
@@ -190,6 +206,7 @@ def profile_deviation(
                         "last_day": shapes.days[last],
                         "days": n_days,
                         "median_distance": score,
+                        **calibration.why(learned, int(shapes.meters[g]), config),
                         "threshold": float(threshold[g]),
                         "hours_gained": [int(h) for h in order[::-1][:3]],
                         "hours_lost": [int(h) for h in order[:3]],

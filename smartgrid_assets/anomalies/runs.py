@@ -6,7 +6,9 @@ break it; a reading that is not a member does), optionally with a value equal to
 one. Its length is the minutes of data it holds; its span is [first start, last end).
 
 - `stuck_meter`: the same non-zero value on the delivered channel for >= `stuck_min_hours`;
-- `zero_run`: zeros on the delivered channel for >= `zero_min_hours` on a meter without solar;
+- `zero_run`: zeros on the delivered channel for >= `zero_min_hours` on a meter without solar
+  (info below `run_warning_hours`, a warning up to `vacancy_min_hours`, and info again from
+  there: days of zeros are a vacancy or a disconnection, reported as such, not an alarm);
   on a solar meter both channels must read zero at the same time (its delivered channel is
   legitimately zero at midday while it exports, its received channel zero at night). A solar
   meter with no received reading in the input (single-channel net meter) is judged on
@@ -236,12 +238,12 @@ def zero_run(obs: Observed, config: DetectorConfig, start_us: int, end_us: int) 
             "intervals": int(runs.rows[i]),
             "has_solar": bool(obs.has_solar[m]),
             "channels": ["delivered", "received"] if both else ["delivered"],
+            **({"likely": "vacancy or disconnection"} if hours >= config.vacancy_min_hours else {}),
         }
 
-    return run_events(
-        obs,
-        runs,
-        ZERO_RUN,
-        lambda hours: severity_by_hours(hours, config.run_warning_hours, config.run_critical_hours),
-        evidence,
-    )
+    def severity(hours: float) -> str:
+        if hours >= config.vacancy_min_hours:
+            return "info"  # a vacancy: reported, alerts nobody, never counted twice
+        return "warning" if hours >= config.run_warning_hours else "info"
+
+    return run_events(obs, runs, ZERO_RUN, severity, evidence)

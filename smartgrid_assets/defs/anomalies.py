@@ -1,7 +1,13 @@
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from smartgrid_assets import anomalies
 from smartgrid_assets.defs.common import (
+    SETTINGS,
     WAREHOUSE_POOL,
     daily_partitions,
     held_metadata,
@@ -11,10 +17,14 @@ from smartgrid_assets.defs.common import (
 )
 from smartgrid_assets.defs.quality import gated_by_blocking_checks
 from smartgrid_assets.pipeline.anomalies import (
+    EVALUATION_DAYS,
+    EVALUATION_MAX_METERS,
     LABELS_PREFIX,
     LOOKBACK_DAYS,
+    AnomalyLoad,
     detect_anomalies,
     evaluate_anomalies,
+    evaluate_detectors,
 )
 from smartgrid_assets.platform import Platform
 
@@ -48,22 +58,42 @@ def anomaly_report(
             metadata={"events": dg.MetadataValue.int(0), **held_metadata(held)}
         )
     load = detect_anomalies(platform, days)
+    return dg.MaterializeResult(metadata={**report_metadata(load), **held_metadata(held)})
+
+
+def _few(names: list[str], limit: int = 50) -> str:
+    if not names:
+        return "_none_"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def report_metadata(load: AnomalyLoad) -> dict[str, dg.MetadataValue]:
+    """The run's events a person can act on, its alarm rate against the budget and what the
+    calibrated detectors learned."""
     events = load.written
+    alarms = events.filter(pc.is_in(events["severity"], pa.array(["warning", "critical"])))
+    per_1000 = 1000.0 * alarms.num_rows / load.meter_days if load.meter_days else 0.0
     by_type = events.group_by(["type", "severity"]).aggregate([("event_id", "count")])
-    top = events.sort_by([("score", "descending")]).slice(0, 20)
-    return dg.MaterializeResult(
-        metadata={
-            "events": dg.MetadataValue.int(events.num_rows),
-            "events_by_type": md_table(by_type.to_pylist()),
-            "top_events": md_table(
-                top.select(
-                    ["type", "meter_id", "asset_id", "start", "end", "severity", "score"]
-                ).to_pylist()
-            ),
-            "merged_away": dg.MetadataValue.int(len(load.superseded)),
-            **held_metadata(held),
-        }
-    )
+    cal = load.calibration
+    calibrated = cal.filter(pc.is_in(cal["detector"], pa.array(anomalies.CALIBRATED_TYPES)))
+    sources = calibrated.group_by(["detector", "source"]).aggregate([("meter_id", "count")])
+    short = cal.filter(pc.equal(cal["source"], anomalies.calibration.INSUFFICIENT))
+    short_meters = sorted(set(short["meter_id"].to_pylist()))
+    return {
+        "events": dg.MetadataValue.int(events.num_rows),
+        "alarms_per_1000_meter_days": dg.MetadataValue.float(round(per_1000, 2)),
+        "anomaly_budget_per_1000_meter_days": dg.MetadataValue.float(load.config.anomaly_budget),
+        "meter_days": dg.MetadataValue.int(load.meter_days),
+        "events_by_type": md_table(by_type.sort_by("type").to_pylist()),
+        "events_to_act_on": md_table(anomalies.report_rows(events, load.meters)),
+        "calibration": md_table(sources.sort_by("detector").to_pylist()),
+        "insufficient_history": dg.MetadataValue.md(_few(short_meters)),
+        "treated_as_having_generation": dg.MetadataValue.md(
+            _few(sorted(anomalies.calibration.inferred_generation(cal)))
+        ),
+        "merged_away": dg.MetadataValue.int(len(load.superseded)),
+    }
 
 
 @dg.asset(
@@ -100,3 +130,95 @@ def anomaly_evaluation(
             ),
         }
     )
+
+
+class DetectorEvaluationConfig(dg.Config):
+    """Which period `detector_evaluation` judges."""
+
+    #: last local day judged (ISO date); default: the day before the run, in SMARTGRID_TZ
+    last_day: str | None = None
+    days: int = EVALUATION_DAYS
+    max_meters: int = EVALUATION_MAX_METERS
+    seed: int = 0
+
+
+@dg.asset(
+    group_name="anomalies",
+    deps=[dg.AssetDep("cleaned_readings"), "meters"],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    code_version=anomalies.DETECTOR_VERSION,
+)
+def detector_evaluation(
+    context: dg.AssetExecutionContext,
+    config: DetectorEvaluationConfig,
+    platform: dg.ResourceParam[Platform],
+) -> dg.MaterializeResult:
+    """How the detectors do on this utility's own meters: known anomalies injected into a copy
+    of the last days' readings (a seeded sample of meters), recall, precision and F1 per type,
+    and the untouched readings' alarm rate; rows in the warehouse table detector_evaluation."""
+    last = (
+        date.fromisoformat(config.last_day)
+        if config.last_day
+        else (datetime.now(ZoneInfo(platform.tz)).date() - timedelta(days=1))
+    )
+    load = evaluate_detectors(
+        platform, last, days=config.days, max_meters=config.max_meters, seed=config.seed
+    )
+    if load.first_day is None:
+        context.log.info(f"no cleaned readings in the {config.days} days to {last}")
+        return dg.MaterializeResult(
+            metadata={
+                "meters": dg.MetadataValue.int(0),
+                "last_day": dg.MetadataValue.text(str(last)),
+            }
+        )
+    overall = load.result["runs"][0]["overall"]
+    untouched = load.result["untouched"]
+
+    def num(value: object) -> float:
+        return round(float(value), 3) if value is not None else 0.0
+
+    return dg.MaterializeResult(
+        metadata={
+            "period": dg.MetadataValue.text(f"{load.first_day}..{last}"),
+            "meters": dg.MetadataValue.int(int(load.result["meters"])),
+            "meter_days": dg.MetadataValue.int(int(load.result["meter_days"])),
+            "f1": dg.MetadataValue.float(num(overall["f1"])),
+            "recall": dg.MetadataValue.float(num(overall["recall"])),
+            "precision": dg.MetadataValue.float(num(overall["precision"])),
+            "untouched_alarms_per_1000_meter_days": dg.MetadataValue.float(
+                num(untouched["alarms_per_1000_meter_days"])
+            ),
+            "anomaly_budget_per_1000_meter_days": dg.MetadataValue.float(
+                platform.settings.anomaly_budget
+            ),
+            "by_type": md_table(
+                [
+                    {
+                        k: (round(v, 3) if isinstance(v, float) else ("-" if v is None else v))
+                        for k, v in row.items()
+                    }
+                    for row in load.table.select(
+                        ["type", "injected", "found", "recall", "new_events", "precision", "f1"]
+                    ).to_pylist()
+                ]
+            ),
+        }
+    )
+
+
+detector_evaluation_job = dg.define_asset_job(
+    "detector_evaluation_job",
+    selection=dg.AssetSelection.assets(detector_evaluation),
+    description="The detectors scored on the live fleet's last 90 days, injected anomalies.",
+)
+
+detector_evaluation_schedule = dg.ScheduleDefinition(
+    job=detector_evaluation_job,
+    cron_schedule="0 4 * * 1",
+    execution_timezone=SETTINGS.tz,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Mondays at 04:00 in SMARTGRID_TZ (off until turned on): detector_evaluation "
+    "over the 90 local days to yesterday.",
+)

@@ -27,7 +27,9 @@ daily_job = dg.define_asset_job(
     "daily_job",
     selection=dg.AssetSelection.groups(
         "weather", "readings", "features", "forecasts", "anomalies", "marts"
-    ),
+    )
+    # weekly, on its own schedule: 90 days of the fleet, detected twice
+    - dg.AssetSelection.assets("detector_evaluation"),
 )
 
 daily_schedule = dg.build_schedule_from_partitioned_job(

@@ -56,6 +56,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from smartgrid_assets import contract
+from smartgrid_assets.anomalies import generation
 from smartgrid_assets.contract import REJECT_COLUMNS, SOURCE_ROW
 from smartgrid_assets.ingest.files import INTERVALS, constant, local_day, parse
 from smartgrid_assets.ingest.validate import FileRejected, read_tabular
@@ -231,7 +232,7 @@ class Conversion:
     bad_rows: int = 0
     bad_examples: list[str] = field(default_factory=list)
     intervals: dict[str, int] = field(default_factory=dict)  # meter -> interval minutes
-    solar_meters: list[str] = field(default_factory=list)  # received channel or negative kWh
+    solar_meters: list[str] = field(default_factory=list)  # received channel or regular export
     first_ts: dict[str, datetime] = field(default_factory=dict)  # meter -> first interval start
 
     @property
@@ -998,7 +999,19 @@ def convert(data: bytes, name: str, spec: ExportSpec) -> Conversion:
     ).sort_by([(SOURCE_ROW, "ascending"), (REJECT_COLUMNS[0], "ascending")])
     present = np.unique(meter)
     first_ts = pd.DataFrame({"m": meter, "t": ts}).groupby("m")["t"].min()
-    solar = set(np.unique(meter[(channel == 1) | (kwh[g] < 0)]).tolist())
+    solar = set(np.unique(meter[channel == 1]).tolist())
+    n_codes = len(names)
+    delivered = channel == 0
+    with_data, negative_days = generation.export_days(
+        meter[delivered], ts[delivered] // 1000, kwh[g][delivered] < 0, n_codes
+    )
+    for code in np.flatnonzero(generation.exports_regularly(with_data, negative_days)):
+        if int(code) not in solar:
+            solar.add(int(code))
+            notes.append(
+                f"meter {names[code]} exported (negative values) on {negative_days[code]} of "
+                f"its {with_data[code]} days: registered as having generation (has_solar)"
+            )
     if problems.count:
         notes.append(
             f"{problems.count} bad rows landed as rejected rows (they go to rejected_readings)"
@@ -1157,7 +1170,8 @@ def registry_with(raw: pa.Table, new_rows: list[dict]) -> bytes:
 
 def unknown_meter_rows(conversions: Sequence[Conversion], known: set[str]) -> list[dict]:
     """Registry rows (text) for meters no registry knows: class unknown, multiplier 1, installed
-    at their first reading, solar iff a received channel or negative values, no topology."""
+    at their first reading, solar iff a received channel or regular export
+    (`anomalies.generation`), no topology."""
     first: dict[str, datetime] = {}
     solar: set[str] = set()
     for conv in conversions:

@@ -5,9 +5,12 @@ them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from smartgrid_assets import anomalies, contract
 from smartgrid_assets.days import days_between
@@ -17,6 +20,7 @@ from smartgrid_assets.platform import Platform
 
 LOOKBACK_DAYS = 14
 EVENTS_TABLE = "anomaly_events"
+CALIBRATION_TABLE = "detector_calibration"
 EVALUATION_TABLE = "anomaly_evaluation"
 #: ground truth lands as `labels/<arrival date>/<name>.csv` (the synthetic utility's
 #: labels.csv); the newest key is the one scored against
@@ -28,27 +32,51 @@ class AnomalyLoad:
     detected: pa.Table
     written: pa.Table
     superseded: list[str]
+    calibration: pa.Table  # CALIBRATION the calibrated detectors used
+    meter_days: int  # meter-days of the window with readings
+    config: anomalies.DetectorConfig
+    meters: pa.Table  # the registry the events were judged with
+
+
+def detector_config(platform: Platform) -> anomalies.DetectorConfig:
+    """The detectors' configuration: defaults, with the utility's alarm budget."""
+    return anomalies.DetectorConfig(anomaly_budget=platform.settings.anomaly_budget)
 
 
 def detect_anomalies(platform: Platform, days: list[date]) -> AnomalyLoad:
     """Events overlapping the window, from cleaned readings with a lookback of local days.
 
-    An event continuing an already stored one keeps its id and start; re-running a window
-    rewrites the same events.
+    The calibrated detectors learn from the lookback and the window (the fleet's days, pooled
+    by customer class where a meter's own are few); what they learned is written to
+    `detector_calibration`, replacing an earlier calibration of the same days. An event
+    continuing an already stored one keeps its id and start; re-running a window rewrites
+    the same events.
     """
     history = [*days_between(days[0] - timedelta(days=LOOKBACK_DAYS), days[0]), *days]
     cleaned = platform.lake.read_days("cleaned_readings", history, contract.CLEANED_READINGS)
     hourly = platform.lake.read_days("meter_hourly", history, contract.METER_HOURLY)
     start, end = window_bounds(days, platform.tz)
+    meters = current_meters(platform)
+    config = detector_config(platform)
+    since = window_bounds(history, platform.tz)[0]
+    learned = anomalies.calibrate(
+        cleaned, meters, start=since, end=end, config=config, tz=platform.tz
+    )
     detected = anomalies.detect(
         cleaned,
         hourly,
-        current_meters(platform),
+        meters,
         platform.warehouse.read("SELECT * FROM transformers"),
         window_start=start,
         window_end=end,
+        config=config,
         tz=platform.tz,
+        calibration_table=learned,
     )
+    if learned.num_rows:
+        platform.warehouse.replace(
+            CALIBRATION_TABLE, learned, match={"first_ts": [since], "last_ts": [end]}
+        )
     stored = contract.ANOMALY_EVENTS.empty_table()
     if platform.warehouse.has_table(EVENTS_TABLE):
         since = start - timedelta(days=LOOKBACK_DAYS, hours=1)
@@ -59,7 +87,18 @@ def detect_anomalies(platform: Platform, days: list[date]) -> AnomalyLoad:
     merged = anomalies.merge_events_detail(stored, detected)
     ids = merged.events["event_id"].to_pylist() + merged.superseded
     platform.warehouse.replace(EVENTS_TABLE, merged.events, match={"event_id": ids})
-    return AnomalyLoad(detected=detected, written=merged.events, superseded=merged.superseded)
+    window = anomalies.meter_days(
+        platform.lake.read_days("meter_hourly", days, contract.METER_HOURLY), platform.tz
+    )
+    return AnomalyLoad(
+        detected=detected,
+        written=merged.events,
+        superseded=merged.superseded,
+        calibration=learned,
+        meter_days=window,
+        config=config,
+        meters=meters,
+    )
 
 
 @dataclass(frozen=True)
@@ -103,3 +142,120 @@ def evaluate_anomalies(platform: Platform, days: list[date]) -> EvaluationLoad:
         EVALUATION_TABLE, table, match={"window_start": [start], "window_end": [end]}
     )
     return EvaluationLoad(key, scores, table)
+
+
+DETECTOR_EVALUATION_TABLE = "detector_evaluation"
+#: days of the live fleet `detector_evaluation` judges, and at most this many meters of it
+#: (a seeded sample: the figures are a rate, not a census; detection runs twice per seed)
+EVALUATION_DAYS = 90
+EVALUATION_MAX_METERS = 500
+
+DETECTOR_EVALUATION = pa.schema(
+    [
+        pa.field("evaluated_at", contract.UTC_TS, nullable=False),
+        pa.field("first_day", pa.date32(), nullable=False),
+        pa.field("last_day", pa.date32(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("injected", pa.int64(), nullable=False),
+        pa.field("found", pa.int64(), nullable=False),
+        pa.field("recall", pa.float64()),
+        pa.field("new_events", pa.int64(), nullable=False),
+        pa.field("precision", pa.float64()),
+        pa.field("f1", pa.float64()),
+        pa.field("meters", pa.int64(), nullable=False),
+        pa.field("meter_days", pa.int64(), nullable=False),
+        pa.field("untouched_alarms_per_1000_meter_days", pa.float64()),
+        pa.field("anomaly_budget", pa.float64(), nullable=False),
+        pa.field("detector_version", pa.string(), nullable=False),
+    ],
+    metadata={"smartgrid.name": DETECTOR_EVALUATION_TABLE, "smartgrid.version": "1.0"},
+)
+
+
+@dataclass(frozen=True)
+class DetectorEvaluation:
+    first_day: date | None  # None: no cleaned readings in the period
+    last_day: date
+    result: dict[str, object]
+    table: pa.Table
+
+
+def as_readings(cleaned: pa.Table) -> pa.Table:
+    """Cleaned readings back to what landed (meter_id, ts, interval_minutes, channel, kwh as
+    read): estimates invented nothing, so they are left out."""
+    landed = cleaned.filter(pc.is_valid(cleaned["kwh_raw"]))
+    return pa.table(
+        {
+            "meter_id": landed["meter_id"],
+            "ts": landed["ts"],
+            "interval_minutes": landed["interval_minutes"],
+            "channel": landed["channel"],
+            "kwh": landed["kwh_raw"],
+        }
+    )
+
+
+def sample_meters(meter_ids: list[str], limit: int, seed: int) -> set[str]:
+    """At most `limit` of the meters, a seeded sample (all of them when there are fewer)."""
+    ids = sorted(set(meter_ids))
+    if len(ids) <= limit:
+        return set(ids)
+    rng = np.random.default_rng(seed)
+    return set(np.asarray(ids, dtype=object)[rng.choice(len(ids), limit, replace=False)])
+
+
+def evaluate_detectors(
+    platform: Platform,
+    last_day: date,
+    *,
+    days: int = EVALUATION_DAYS,
+    max_meters: int = EVALUATION_MAX_METERS,
+    seed: int = 0,
+) -> DetectorEvaluation:
+    """`smartgrid evaluate` on the live fleet: the cleaned readings as landed of the `days`
+    local days to `last_day` (a seeded sample of `max_meters` meters), injected and scored;
+    the rows replace those of the same period and seed in `detector_evaluation`."""
+    period = days_between(last_day - timedelta(days=days - 1), last_day + timedelta(days=1))
+    cleaned = platform.lake.read_days("cleaned_readings", period, contract.CLEANED_READINGS)
+    readings = as_readings(cleaned)
+    if not readings.num_rows:
+        return DetectorEvaluation(None, last_day, {}, DETECTOR_EVALUATION.empty_table())
+    chosen = sample_meters(readings["meter_id"].to_pylist(), max_meters, seed)
+    readings = readings.filter(pc.is_in(readings["meter_id"], pa.array(sorted(chosen))))
+    meters = current_meters(platform)
+    solar = set(meters.filter(pc.fill_null(meters["has_solar"], False))["meter_id"].to_pylist())
+    config = detector_config(platform)
+    result = anomalies.evaluate_readings(
+        readings, tz=platform.tz, solar_meters=solar, seeds=[seed], config=config
+    )
+    first = pd.Timestamp(pc.min(readings["ts"]).as_py()).tz_convert(platform.tz).date()
+    (run,) = result["runs"]
+    untouched = result["untouched"]["alarms_per_1000_meter_days"]
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "evaluated_at": now,
+            "first_day": first,
+            "last_day": last_day,
+            "seed": seed,
+            "type": name,
+            **{
+                k: stats[k]
+                for k in ("injected", "found", "recall", "new_events", "precision", "f1")
+            },
+            "meters": result["meters"],
+            "meter_days": result["meter_days"],
+            "untouched_alarms_per_1000_meter_days": untouched,
+            "anomaly_budget": config.anomaly_budget,
+            "detector_version": anomalies.DETECTOR_VERSION,
+        }
+        for name, stats in [*run["by_type"].items(), ("overall", run["overall"])]
+    ]
+    table = pa.Table.from_pylist(rows, schema=DETECTOR_EVALUATION)
+    platform.warehouse.replace(
+        DETECTOR_EVALUATION_TABLE,
+        table,
+        match={"first_day": [first], "last_day": [last_day], "seed": [seed]},
+    )
+    return DetectorEvaluation(first, last_day, result, table)

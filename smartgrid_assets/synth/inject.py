@@ -1,8 +1,11 @@
 """Ground-truth data problems (VEE's job) and anomalies (detection's job), each one labelled.
 
-Injections never share a meter-interval (with a margin between them), start after the first two
-local days so every affected meter has history, and only touch meters in service for the whole
-period, so a label's effect is never hidden by an install or removal.
+The value changes of the anomalies are `anomalies.inject`'s, the same ones `smartgrid
+evaluate` writes into a utility's own readings. Injections never share a meter-interval (with
+a margin between them), start after the first two local days so every affected meter has
+history (a load_spike after a week: the calibrated detectors' least history), and only touch
+meters in service for the whole period, so a label's effect is never hidden by an install or
+removal.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from smartgrid_assets.anomalies.inject import reverse, scale, stuck
 from smartgrid_assets.synth.layout import readings_key, region_format
 from smartgrid_assets.synth.timegrid import TimeGrid
 from smartgrid_assets.synth.topology import Topology
@@ -48,7 +52,10 @@ RATES = {
     "load_spike": 0.01,
     "profile_deviation": 0.01,
 }
-MIN_DAYS = {"duplicate": 4, "theft_drop": 10, "load_spike": 6, "profile_deviation": 11}
+MIN_DAYS = {"duplicate": 4, "theft_drop": 10, "load_spike": 8, "profile_deviation": 11}
+# The calibrated detectors judge a meter once it has a week of history
+# (`DetectorConfig.calibration_min_days`): a load_spike starts after it.
+CALIBRATED_AFTER_DAYS = 7
 # A profile deviation starts once the meter has this many ordinary days to compare with.
 PROFILE_HISTORY_DAYS = 7
 # Headroom an injected load leaves on the meter's transformer (share of its rating), so it
@@ -131,9 +138,9 @@ class Canvas:
         )
 
     def scale_all_channels(self, m: int, a: int, b: int, factor: float) -> None:
-        self.delivered[m, a:b] *= factor
+        scale(self.delivered[m, a:b], factor)
         if self.solar_row[m] >= 0:
-            self.received[self.solar_row[m], a:b] *= factor
+            scale(self.received[self.solar_row[m], a:b], factor)
 
 
 # (canvas, rng, meter or transformer or region index, ordinal of this injection) -> placed?
@@ -144,8 +151,9 @@ def _pick(rng: np.random.Generator, pool: np.ndarray) -> int:
     return int(pool[rng.integers(len(pool))])
 
 
-def _random_start(rng: np.random.Generator, c: Canvas, length: int) -> int:
-    return int(rng.integers(c.earliest, max(c.earliest + 1, c.grid.n - length + 1)))
+def _random_start(rng: np.random.Generator, c: Canvas, length: int, after_day: int = 0) -> int:
+    earliest = max(c.earliest, int(c.grid.day_bounds[min(after_day, c.grid.days - 1)]))
+    return int(rng.integers(earliest, max(earliest + 1, c.grid.n - length + 1)))
 
 
 def _random_day(rng: np.random.Generator, c: Canvas, last_offset: int = 1) -> int:
@@ -188,7 +196,7 @@ def place_spike(c: Canvas, rng: np.random.Generator, m: int, i: int) -> bool:
     if c.delivered[m, t] <= max(np.median(c.delivered[m]), 1e-3) or not c.reserve([m], t, t + 1):
         return False
     factor = round(float(rng.uniform(8.0, 20.0)), 1)
-    c.delivered[m, t] *= factor
+    scale(c.delivered[m, t : t + 1], factor)
     c.label("spike", m, t, t + 1, f"factor={factor};channel=delivered")
     return True
 
@@ -219,7 +227,7 @@ def place_stuck(c: Canvas, rng: np.random.Generator, m: int, i: int) -> bool:
     if not c.reserve([m], a, a + n):
         return False
     value = max(round(float(c.delivered[m, a]), 4), 0.001)
-    c.delivered[m, a : a + n] = value
+    stuck(c.delivered[m, a : a + n], value)
     c.label("stuck_meter", m, a, a + n, f"value={value:.4f};hours={n / c.grid.per_hour:g}")
     return True
 
@@ -242,7 +250,7 @@ def place_theft(c: Canvas, rng: np.random.Generator, m: int, i: int) -> bool:
     if b - a < week or not c.reserve([m], a, b):
         return False
     drop = round(float(rng.uniform(0.3, 0.6)), 2)
-    c.delivered[m, a:b] *= 1.0 - drop
+    scale(c.delivered[m, a:b], 1.0 - drop)
     c.label("theft_drop", m, a, b, f"drop={drop};to_period_end={str(b == c.grid.n).lower()}")
     return True
 
@@ -252,9 +260,7 @@ def place_reverse_flow(c: Canvas, rng: np.random.Generator, m: int, i: int) -> b
     n = c.grid.hours(rng.uniform(3, 6))
     if not c.reserve([m], a, a + n):
         return False
-    # Backfeed or reversed CT polarity: the size of the meter's own load, but negative.
-    share = rng.uniform(0.3, 1.0, n)
-    c.delivered[m, a : a + n] = -np.maximum(np.abs(c.delivered[m, a : a + n]) * share, 0.001)
+    reverse(c.delivered[m, a : a + n], rng.uniform(0.3, 1.0, n), 0.001)
     c.label("reverse_flow", m, a, a + n, f"hours={n / c.grid.per_hour:g};channel=delivered")
     return True
 
@@ -274,7 +280,7 @@ def _fits_transformer(c: Canvas, m: int, a: int, extra_kwh: np.ndarray) -> bool:
 def place_load_spike(c: Canvas, rng: np.random.Generator, m: int, i: int) -> bool:
     """A burst of 1-4 h at 3.5-6x the meter's typical daily peak (an unexpected heavy load)."""
     n = max(2, c.grid.hours(float(rng.uniform(1.0, 4.0))))
-    a = _random_start(rng, c, n)
+    a = _random_start(rng, c, n, CALIBRATED_AFTER_DAYS)
     day_starts = np.asarray(c.grid.day_bounds[:-1], dtype=np.int64)
     daily_peak_kw = np.maximum.reduceat(c.delivered[m], day_starts) / c.grid.interval_h
     typical = float(np.median(daily_peak_kw))
