@@ -468,7 +468,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(
         f"{result['meters']} meters, {result['meter_days']} meter-days; one injection of each "
-        f"type per {args.days_each} days of a meter's data; seeds {', '.join(map(str, args.seed))}"
+        f"type per {args.days_each} meter-days, spread over the meters; seeds "
+        f"{', '.join(map(str, args.seed))}"
     )
 
     def num(value: object) -> str:
@@ -787,7 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--days-each",
         type=_positive,
         default=120,
-        help="one injection of each type per this many days of a meter's data (default 120)",
+        help="one injection of each type per this many meter-days, spread over the meters, at "
+        "most one per this many days of a meter's own data (default 120)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.set_defaults(func=_cmd_evaluate)

@@ -57,7 +57,8 @@ DROP_KEEP = (0.25, 0.70)
 REVERSE_SHARE = (0.3, 1.0)
 MIN_REVERSE_KWH = 0.01
 MARGIN_HOURS = 24.0
-#: One injection of each type per this many days of a meter's data, and at least this many
+#: One injection of each type per this many meter-days (and at most one per this many days of
+#: a meter's own data), and at least this many
 #: days between two of the same type on a meter (distinct anomalies, not one long one).
 DAYS_EACH = 120
 SPACING_DAYS = 14
