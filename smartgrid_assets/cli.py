@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from smartgrid_assets.settings import Settings, SettingsError, load_settings
@@ -387,9 +386,9 @@ def _read_exports(args: argparse.Namespace) -> tuple[pa.Table, set[str], list[st
 
 
 def _detector_config() -> DetectorConfig:
-    from smartgrid_assets.anomalies import DetectorConfig
+    from smartgrid_assets.pipeline.anomalies import detector_config
 
-    return DetectorConfig(anomaly_budget=load_settings().anomaly_budget)
+    return detector_config(load_settings())
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -425,9 +424,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     exporting = sorted(calibration.inferred_generation(cal))
     if exporting:
         print(f"exports regularly, treated as having generation: {_few(exporting)}")
-    short = sorted(
-        set(cal.filter(pc.equal(cal["source"], calibration.INSUFFICIENT))["meter_id"].to_pylist())
-    )
+    short = sorted(calibration.insufficient_history(cal))
     if short:
         print(f"insufficient_history (under a week; judged by rules only): {_few(short)}")
     for r in rows:

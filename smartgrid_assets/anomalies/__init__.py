@@ -66,8 +66,15 @@ from .config import (
     DetectorConfig,
     event_class,
 )
-from .detect import calibrate, detect
-from .evaluate import EVALUATION, LABELS, evaluate, evaluation_table, load_labels
+from .detect import Detection, calibrate, detect, detect_detail
+from .evaluate import (
+    ALARM_SEVERITIES,
+    EVALUATION,
+    LABELS,
+    evaluate,
+    evaluation_table,
+    load_labels,
+)
 from .events import MergeResult, event_id, merge_events, merge_events_detail, report_rows
 from .fleet import Detected, detect_period, detect_readings, evaluate_synth, meter_days
 from .inject import INJECTED_TYPES, inject_anomalies
@@ -75,6 +82,7 @@ from .overload import hourly_loading, transformer_loading
 from .own_data import evaluate_readings
 
 __all__ = [
+    "ALARM_SEVERITIES",
     "ANOMALY_TYPES",
     "ASSET_TYPES",
     "CALIBRATED_TYPES",
@@ -99,11 +107,13 @@ __all__ = [
     "TRANSFORMER_OVERLOAD",
     "ZERO_RUN",
     "Detected",
+    "Detection",
     "DetectorConfig",
     "MergeResult",
     "calibrate",
     "calibration",
     "detect",
+    "detect_detail",
     "detect_period",
     "detect_readings",
     "evaluate",

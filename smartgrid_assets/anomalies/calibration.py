@@ -6,8 +6,8 @@ where that statistic's upper tail leaves `rate` of the meter-days above it, `rat
 detector's share of `DetectorConfig.anomaly_budget` (events per 1,000 meter-days): on normal
 data the detector then raises about its share of the budget, whatever the meter.
 
-The tail is fitted, not counted: from the 75th and 95th percentiles an exponential tail is
-extrapolated (P(S > x) = 0.25 exp(-(x - q75) / scale)), so a few real anomalies in the
+The tail is fitted, not counted: from the 90th and 99th percentiles an exponential tail is
+extrapolated (P(S > x) = 0.1 exp(-(x - q90) / scale)), so a few real anomalies in the
 calibration days hardly move the threshold, and a small rate needs no thousands of days. A
 meter with `calibration_meter_days` days of the statistic is calibrated on its own; one with
 at least `calibration_min_days` on its class's pooled days (each meter's statistic is already
@@ -71,7 +71,7 @@ CALIBRATION = pa.schema(
         "smartgrid.name": "detector_calibration",
         "smartgrid.version": "1.0",
         "smartgrid.doc": "What each calibrated detector learned per meter: the statistic's "
-        "fitted tail (body = 75th percentile, scale), the threshold for the detector's share "
+        "fitted tail (body = 90th percentile, scale), the threshold for the detector's share "
         "of the alarm budget, and the days [first_ts, last_ts) it was learned from; source is "
         "meter, class or insufficient_history (not judged). reverse_flow rows name the meters "
         "found to export regularly, treated as having generation.",
@@ -129,7 +129,8 @@ def fit_tails(
 ) -> Learned:
     """Per row of `stat` ([meter, day], NaN where no statistic): the tail and the threshold
     leaving `rate` (default: the detector's share of the budget) of the days above it; own
-    days, else the class's pooled days. `period` is [first, last) in UTC us."""
+    days, else the class's pooled days, else (a small class) the meter's own short history.
+    `period` is [first, last) in UTC us."""
     rate = daily_rate(config) if rate is None else rate
     m = stat.shape[0]
     n = (~np.isnan(stat)).sum(axis=1) if stat.size else np.zeros(m, dtype=np.int64)
@@ -153,10 +154,12 @@ def fit_tails(
             days[rows] = len(pooled)
             continue
         # a small class: each meter on its own short history (a week at least)
-        for row in np.flatnonzero(rows):
-            body[row], edge[row] = _quantiles(stat[row][~np.isnan(stat[row])])
-            source[row] = METER
-            days[row] = n[row]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = np.nanquantile(stat[rows], [BODY_Q, EDGE_Q], axis=1)
+        body[rows], edge[rows] = q[0], q[1]
+        source[rows] = METER
+        days[rows] = n[rows]
     scale = np.maximum((edge - body) / math.log((1 - BODY_Q) / (1 - EDGE_Q)), MIN_SCALE)
     threshold = body + scale * math.log((1 - BODY_Q) / rate)
     threshold = np.where(source == INSUFFICIENT, np.nan, threshold)
@@ -221,32 +224,25 @@ def lookup(calibration: pa.Table, detector: str, meter_ids: np.ndarray) -> Learn
     pos = np.clip(np.searchsorted(ids, meter_ids), 0, max(len(ids) - 1, 0))
     found = (ids[pos] == meter_ids) if len(ids) else np.zeros(len(meter_ids), dtype=bool)
 
-    def column(name: str, fill: object) -> np.ndarray:
+    def column(name: str, fill: object, kind: type) -> np.ndarray:
         if not len(ids):
-            return np.full(len(meter_ids), fill, dtype=object)
+            return np.full(len(meter_ids), fill, dtype=kind)
         values = mine[name]
         if values.type == UTC_TS:
             values = pc.cast(values, pa.int64())
-        picked = np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)[order][pos]
-        return np.where(found, picked, fill)
-
-    def floats(name: str) -> np.ndarray:
-        return np.asarray(
-            [np.nan if v is None else v for v in column(name, np.nan)], dtype=np.float64
-        )
-
-    def ints(name: str) -> np.ndarray:
-        return np.asarray([0 if v is None else v for v in column(name, 0)], dtype=np.int64)
+        values = pc.fill_null(values, pa.scalar(fill, values.type))
+        picked = np.asarray(values.to_numpy(zero_copy_only=False), dtype=kind)[order][pos]
+        return np.where(found, picked, fill).astype(kind)
 
     return Learned(
         reference=_references(mine, order, pos, found),
-        threshold=floats("threshold"),
-        body=floats("body"),
-        scale=floats("scale"),
-        source=np.asarray(column("source", INSUFFICIENT), dtype=object),
-        days=ints("days"),
-        first_us=ints("first_ts"),
-        last_us=ints("last_ts"),
+        threshold=column("threshold", np.nan, np.float64),
+        body=column("body", np.nan, np.float64),
+        scale=column("scale", np.nan, np.float64),
+        source=column("source", INSUFFICIENT, object),
+        days=column("days", 0, np.int64),
+        first_us=column("first_ts", 0, np.int64),
+        last_us=column("last_ts", 0, np.int64),
     )
 
 
@@ -282,6 +278,12 @@ def generation_rows(
 def inferred_generation(calibration: pa.Table) -> set[str]:
     """Meters a calibration found to export regularly (treated as having generation)."""
     mine = calibration.filter(pc.equal(calibration["detector"], REVERSE_FLOW))
+    return set(mine["meter_id"].to_pylist())
+
+
+def insufficient_history(calibration: pa.Table) -> set[str]:
+    """Meters with too little history for any calibrated detector to judge them."""
+    mine = calibration.filter(pc.equal(calibration["source"], INSUFFICIENT))
     return set(mine["meter_id"].to_pylist())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,14 @@ def calibrate(
     return calibrate_observed(obs, config, tz, ws, we)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """A window's events (ANOMALY_EVENTS) and the CALIBRATION its detectors used."""
+
+    events: pa.Table
+    calibration: pa.Table
+
+
 def detect(
     cleaned: pa.Table,
     meter_hourly: pa.Table,
@@ -128,11 +137,39 @@ def detect(
     tz: str = "UTC",
     calibration_table: pa.Table | None = None,
 ) -> pa.Table:
-    """Anomaly events (ANOMALY_EVENTS) overlapping [window_start, window_end).
+    """Anomaly events (ANOMALY_EVENTS) overlapping [window_start, window_end): the events of
+    `detect_detail`."""
+    return detect_detail(
+        cleaned,
+        meter_hourly,
+        meters,
+        transformers,
+        window_start=window_start,
+        window_end=window_end,
+        config=config,
+        tz=tz,
+        calibration_table=calibration_table,
+    ).events
+
+
+def detect_detail(
+    cleaned: pa.Table,
+    meter_hourly: pa.Table,
+    meters: pa.Table,
+    transformers: pa.Table,
+    *,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    config: DetectorConfig = DetectorConfig(),  # noqa: B008 - frozen, never mutated
+    tz: str = "UTC",
+    calibration_table: pa.Table | None = None,
+) -> Detection:
+    """Anomaly events (ANOMALY_EVENTS) overlapping [window_start, window_end), and the
+    calibration they were judged with.
 
     `calibration_table` (CALIBRATION, from `calibrate` over a longer history) gives the
-    calibrated detectors their thresholds; without it they are learned from the input itself
-    (mostly class-pooled: a lookback is short).
+    calibrated detectors their thresholds; without it they are learned from the input itself,
+    lookback and window (mostly class-pooled: a lookback is short), and returned.
 
     `cleaned` (CLEANED_READINGS) and `meter_hourly` (METER_HOURLY) hold the window plus a
     lookback (e.g. 14 local days before window_start; theft_drop needs at least 3 baseline days
@@ -155,7 +192,10 @@ def detect(
         raise ValueError("window_end must be after window_start")
     obs = observed(cleaned, meters, window_end=we, exclude_rules=config.exclude_rules)
     if not (obs.ts >= ws).any() and not meter_hourly.num_rows:
-        return empty_events()  # nothing read in the window: no event can overlap it
+        # nothing read in the window: no event can overlap it
+        if calibration_table is None:
+            calibration_table = calibration.CALIBRATION.empty_table()
+        return Detection(empty_events(), calibration_table)
     if calibration_table is None:
         first = int(obs.ts.min()) if len(obs) else ws
         calibration_table = calibrate_observed(obs, config, tz, min(first, ws), we)
@@ -194,6 +234,7 @@ def detect(
         outliers = not_covered(outliers, rules)
     parts = [p for p in (rules, outliers) if p is not None and not p.empty]
     if not parts:
-        return empty_events()
+        return Detection(empty_events(), calibration_table)
     found = pd.concat(parts, ignore_index=True)
-    return merge_events(empty_events(), from_candidates(found, DETECTOR_VERSION))
+    events = merge_events(empty_events(), from_candidates(found, DETECTOR_VERSION))
+    return Detection(events, calibration_table)

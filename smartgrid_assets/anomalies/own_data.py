@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .calibration import inferred_generation
-from .config import INTERVAL_SPIKE, LOAD_SPIKE, SEVERITIES, DetectorConfig
-from .evaluate import f1
+from .config import INTERVAL_SPIKE, LOAD_SPIKE, DetectorConfig
+from .evaluate import ALARM_SEVERITIES, f1
 from .events import to_frame
 from .fleet import detect_readings
 from .frame import ts_us
@@ -31,7 +31,6 @@ from .inject import DAYS_EACH, INJECTED_TYPES, inject_anomalies
 
 #: Event types that find an injected type.
 FOUND_BY = {INTERVAL_SPIKE: (INTERVAL_SPIKE, LOAD_SPIKE)}
-ALARMS = SEVERITIES[1:]
 _COUNTS = ("injected", "found", "new_events", "new_events_real")
 
 
@@ -146,7 +145,7 @@ def evaluate_readings(
         found = detect_readings(copy, tz=tz, solar_meters=solar_meters, config=config)
         result = score(untouched, _events(found.events), _labels(labels), list(types))
         runs.append({"seed": seed, **result, "labels": labels, "events": found.events})
-    alarms = int(untouched["severity"].isin(ALARMS).sum())
+    alarms = int(untouched["severity"].isin(ALARM_SEVERITIES).sum())
     meter_days = clean.meter_days
     per_1000 = 1000.0 / meter_days if meter_days else None
     return {
@@ -161,7 +160,7 @@ def evaluate_readings(
             "alarms_per_1000_meter_days": alarms * per_1000 if per_1000 else None,
             "by_type": untouched["type"].value_counts().sort_index().to_dict(),
             "alarms_by_type": (
-                untouched[untouched["severity"].isin(ALARMS)]["type"]
+                untouched[untouched["severity"].isin(ALARM_SEVERITIES)]["type"]
                 .value_counts()
                 .sort_index()
                 .to_dict()

@@ -79,7 +79,6 @@ class SpikeStats:
     log_ratio: np.ndarray  # log(kW / level) per reading; NaN where not `use`
     typical: np.ndarray  # (meters,) kW
     levels: np.ndarray  # (meters, SLOTS) kW
-    slot: np.ndarray
 
 
 def load_rows(obs: Observed, config: DetectorConfig) -> np.ndarray:
@@ -132,7 +131,7 @@ def spike_stats(
     level = levels[obs.meter, slot] if len(obs) else np.zeros(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_ratio = np.where(use & (kw > 0), np.log(np.maximum(kw, _TINY_KW) / level), np.nan)
-    return SpikeStats(kw, use, level, log_ratio, typical, levels, slot)
+    return SpikeStats(kw, use, level, log_ratio, typical, levels)
 
 
 def interval_ratio(obs: Observed, stats: SpikeStats) -> np.ndarray:

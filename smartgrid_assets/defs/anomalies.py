@@ -1,9 +1,6 @@
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from smartgrid_assets import anomalies
 from smartgrid_assets.defs.common import (
@@ -25,6 +22,7 @@ from smartgrid_assets.pipeline.anomalies import (
     detect_anomalies,
     evaluate_anomalies,
     evaluate_detectors,
+    report_summary,
 )
 from smartgrid_assets.platform import Platform
 
@@ -69,29 +67,18 @@ def _few(names: list[str], limit: int = 50) -> str:
 
 
 def report_metadata(load: AnomalyLoad) -> dict[str, dg.MetadataValue]:
-    """The run's events a person can act on, its alarm rate against the budget and what the
-    calibrated detectors learned."""
-    events = load.written
-    alarms = events.filter(pc.is_in(events["severity"], pa.array(["warning", "critical"])))
-    per_1000 = 1000.0 * alarms.num_rows / load.meter_days if load.meter_days else 0.0
-    by_type = events.group_by(["type", "severity"]).aggregate([("event_id", "count")])
-    cal = load.calibration
-    calibrated = cal.filter(pc.is_in(cal["detector"], pa.array(anomalies.CALIBRATED_TYPES)))
-    sources = calibrated.group_by(["detector", "source"]).aggregate([("meter_id", "count")])
-    short = cal.filter(pc.equal(cal["source"], anomalies.calibration.INSUFFICIENT))
-    short_meters = sorted(set(short["meter_id"].to_pylist()))
+    """`report_summary` as run metadata."""
+    summary = report_summary(load)
     return {
-        "events": dg.MetadataValue.int(events.num_rows),
-        "alarms_per_1000_meter_days": dg.MetadataValue.float(round(per_1000, 2)),
-        "anomaly_budget_per_1000_meter_days": dg.MetadataValue.float(load.config.anomaly_budget),
+        "events": dg.MetadataValue.int(summary.events),
+        "alarms_per_1000_meter_days": dg.MetadataValue.float(summary.alarms_per_1000),
+        "anomaly_budget_per_1000_meter_days": dg.MetadataValue.float(summary.budget),
         "meter_days": dg.MetadataValue.int(load.meter_days),
-        "events_by_type": md_table(by_type.sort_by("type").to_pylist()),
-        "events_to_act_on": md_table(anomalies.report_rows(events, load.meters)),
-        "calibration": md_table(sources.sort_by("detector").to_pylist()),
-        "insufficient_history": dg.MetadataValue.md(_few(short_meters)),
-        "treated_as_having_generation": dg.MetadataValue.md(
-            _few(sorted(anomalies.calibration.inferred_generation(cal)))
-        ),
+        "events_by_type": md_table(summary.by_type),
+        "events_to_act_on": md_table(summary.to_act_on),
+        "calibration": md_table(summary.calibration),
+        "insufficient_history": dg.MetadataValue.md(_few(summary.insufficient_history)),
+        "treated_as_having_generation": dg.MetadataValue.md(_few(summary.generation)),
         "merged_away": dg.MetadataValue.int(len(load.superseded)),
     }
 
@@ -157,14 +144,14 @@ def detector_evaluation(
     """How the detectors do on this utility's own meters: known anomalies injected into a copy
     of the last days' readings (a seeded sample of meters), recall, precision and F1 per type,
     and the untouched readings' alarm rate; rows in the warehouse table detector_evaluation."""
-    last = (
-        date.fromisoformat(config.last_day)
-        if config.last_day
-        else (datetime.now(ZoneInfo(platform.tz)).date() - timedelta(days=1))
-    )
     load = evaluate_detectors(
-        platform, last, days=config.days, max_meters=config.max_meters, seed=config.seed
+        platform,
+        date.fromisoformat(config.last_day) if config.last_day else None,
+        days=config.days,
+        max_meters=config.max_meters,
+        seed=config.seed,
     )
+    last = load.last_day
     if load.first_day is None:
         context.log.info(f"no cleaned readings in the {config.days} days to {last}")
         return dg.MaterializeResult(
@@ -193,17 +180,7 @@ def detector_evaluation(
             "anomaly_budget_per_1000_meter_days": dg.MetadataValue.float(
                 platform.settings.anomaly_budget
             ),
-            "by_type": md_table(
-                [
-                    {
-                        k: (round(v, 3) if isinstance(v, float) else ("-" if v is None else v))
-                        for k, v in row.items()
-                    }
-                    for row in load.table.select(
-                        ["type", "injected", "found", "recall", "new_events", "precision", "f1"]
-                    ).to_pylist()
-                ]
-            ),
+            "by_type": md_table(load.by_type()),
         }
     )
 

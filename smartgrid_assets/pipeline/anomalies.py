@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from smartgrid_assets.days import days_between
 from smartgrid_assets.pipeline.readings import window_bounds
 from smartgrid_assets.pipeline.registry import current_meters
 from smartgrid_assets.platform import Platform
+from smartgrid_assets.settings import Settings
 
 LOOKBACK_DAYS = 14
 EVENTS_TABLE = "anomaly_events"
@@ -38,9 +40,9 @@ class AnomalyLoad:
     meters: pa.Table  # the registry the events were judged with
 
 
-def detector_config(platform: Platform) -> anomalies.DetectorConfig:
+def detector_config(settings: Settings) -> anomalies.DetectorConfig:
     """The detectors' configuration: defaults, with the utility's alarm budget."""
-    return anomalies.DetectorConfig(anomaly_budget=platform.settings.anomaly_budget)
+    return anomalies.DetectorConfig(anomaly_budget=settings.anomaly_budget)
 
 
 def detect_anomalies(platform: Platform, days: list[date]) -> AnomalyLoad:
@@ -48,7 +50,7 @@ def detect_anomalies(platform: Platform, days: list[date]) -> AnomalyLoad:
 
     The calibrated detectors learn from the lookback and the window (the fleet's days, pooled
     by customer class where a meter's own are few); what they learned is written to
-    `detector_calibration`, replacing an earlier calibration of the same days. An event
+    `detector_calibration`, replacing an earlier calibration for the same window end. An event
     continuing an already stored one keeps its id and start; re-running a window rewrites
     the same events.
     """
@@ -57,12 +59,8 @@ def detect_anomalies(platform: Platform, days: list[date]) -> AnomalyLoad:
     hourly = platform.lake.read_days("meter_hourly", history, contract.METER_HOURLY)
     start, end = window_bounds(days, platform.tz)
     meters = current_meters(platform)
-    config = detector_config(platform)
-    since = window_bounds(history, platform.tz)[0]
-    learned = anomalies.calibrate(
-        cleaned, meters, start=since, end=end, config=config, tz=platform.tz
-    )
-    detected = anomalies.detect(
+    config = detector_config(platform.settings)
+    detection = anomalies.detect_detail(
         cleaned,
         hourly,
         meters,
@@ -71,12 +69,10 @@ def detect_anomalies(platform: Platform, days: list[date]) -> AnomalyLoad:
         window_end=end,
         config=config,
         tz=platform.tz,
-        calibration_table=learned,
     )
+    detected, learned = detection.events, detection.calibration
     if learned.num_rows:
-        platform.warehouse.replace(
-            CALIBRATION_TABLE, learned, match={"first_ts": [since], "last_ts": [end]}
-        )
+        platform.warehouse.replace(CALIBRATION_TABLE, learned, match={"last_ts": [end]})
     stored = contract.ANOMALY_EVENTS.empty_table()
     if platform.warehouse.has_table(EVENTS_TABLE):
         since = start - timedelta(days=LOOKBACK_DAYS, hours=1)
@@ -87,9 +83,8 @@ def detect_anomalies(platform: Platform, days: list[date]) -> AnomalyLoad:
     merged = anomalies.merge_events_detail(stored, detected)
     ids = merged.events["event_id"].to_pylist() + merged.superseded
     platform.warehouse.replace(EVENTS_TABLE, merged.events, match={"event_id": ids})
-    window = anomalies.meter_days(
-        platform.lake.read_days("meter_hourly", days, contract.METER_HOURLY), platform.tz
-    )
+    in_window = pc.greater_equal(hourly["ts"], pa.scalar(start, contract.UTC_TS))
+    window = anomalies.meter_days(hourly.filter(in_window), platform.tz)
     return AnomalyLoad(
         detected=detected,
         written=merged.events,
@@ -144,6 +139,40 @@ def evaluate_anomalies(platform: Platform, days: list[date]) -> EvaluationLoad:
     return EvaluationLoad(key, scores, table)
 
 
+@dataclass(frozen=True)
+class ReportSummary:
+    """What a person reads of an `anomaly_report` run."""
+
+    events: int
+    alarms_per_1000: float  # warning or critical events per 1,000 meter-days of the window
+    budget: float
+    by_type: list[dict[str, object]]
+    to_act_on: list[dict[str, object]]  # `anomalies.report_rows`
+    calibration: list[dict[str, object]]  # meters per calibrated detector and source
+    insufficient_history: list[str]
+    generation: list[str]  # found to export regularly, treated as having generation
+
+
+def report_summary(load: AnomalyLoad) -> ReportSummary:
+    """The run's events to act on, its alarm rate against the budget, what was learned."""
+    events, cal = load.written, load.calibration
+    alarms = pc.sum(pc.is_in(events["severity"], pa.array(anomalies.ALARM_SEVERITIES))).as_py()
+    per_1000 = 1000.0 * (alarms or 0) / load.meter_days if load.meter_days else 0.0
+    calibrated = cal.filter(pc.is_in(cal["detector"], pa.array(anomalies.CALIBRATED_TYPES)))
+    sources = calibrated.group_by(["detector", "source"]).aggregate([("meter_id", "count")])
+    by_type = events.group_by(["type", "severity"]).aggregate([("event_id", "count")])
+    return ReportSummary(
+        events=events.num_rows,
+        alarms_per_1000=round(per_1000, 2),
+        budget=load.config.anomaly_budget,
+        by_type=by_type.sort_by("type").to_pylist(),
+        to_act_on=anomalies.report_rows(events, load.meters),
+        calibration=sources.sort_by("detector").to_pylist(),
+        insufficient_history=sorted(anomalies.calibration.insufficient_history(cal)),
+        generation=sorted(anomalies.calibration.inferred_generation(cal)),
+    )
+
+
 DETECTOR_EVALUATION_TABLE = "detector_evaluation"
 #: days of the live fleet `detector_evaluation` judges, and at most this many meters of it
 #: (a seeded sample: the figures are a rate, not a census; detection runs twice per seed)
@@ -180,6 +209,17 @@ class DetectorEvaluation:
     result: dict[str, object]
     table: pa.Table
 
+    def by_type(self) -> list[dict[str, object]]:
+        """The figures per type for a person: rounded, "-" where there is nothing to divide."""
+        columns = ["type", "injected", "found", "recall", "new_events", "precision", "f1"]
+        return [
+            {
+                k: round(v, 3) if isinstance(v, float) else ("-" if v is None else v)
+                for k, v in r.items()
+            }
+            for r in self.table.select(columns).to_pylist()
+        ]
+
 
 def as_readings(cleaned: pa.Table) -> pa.Table:
     """Cleaned readings back to what landed (meter_id, ts, interval_minutes, channel, kwh as
@@ -207,25 +247,35 @@ def sample_meters(meter_ids: list[str], limit: int, seed: int) -> set[str]:
 
 def evaluate_detectors(
     platform: Platform,
-    last_day: date,
+    last_day: date | None = None,
     *,
     days: int = EVALUATION_DAYS,
     max_meters: int = EVALUATION_MAX_METERS,
     seed: int = 0,
 ) -> DetectorEvaluation:
     """`smartgrid evaluate` on the live fleet: the cleaned readings as landed of the `days`
-    local days to `last_day` (a seeded sample of `max_meters` meters), injected and scored;
-    the rows replace those of the same period and seed in `detector_evaluation`."""
+    local days to `last_day` of a seeded sample of `max_meters` registry meters, injected and
+    scored; the rows replace those of the same period and seed in `detector_evaluation`. Each
+    day's partition is cut to the sample as it is read: the fleet's days are never all held.
+    `last_day` defaults to yesterday in the utility's time zone."""
+    if last_day is None:
+        last_day = datetime.now(ZoneInfo(platform.tz)).date() - timedelta(days=1)
     period = days_between(last_day - timedelta(days=days - 1), last_day + timedelta(days=1))
-    cleaned = platform.lake.read_days("cleaned_readings", period, contract.CLEANED_READINGS)
-    readings = as_readings(cleaned)
-    if not readings.num_rows:
-        return DetectorEvaluation(None, last_day, {}, DETECTOR_EVALUATION.empty_table())
-    chosen = sample_meters(readings["meter_id"].to_pylist(), max_meters, seed)
-    readings = readings.filter(pc.is_in(readings["meter_id"], pa.array(sorted(chosen))))
     meters = current_meters(platform)
+    chosen = pa.array(sorted(sample_meters(meters["meter_id"].to_pylist(), max_meters, seed)))
+    parts = [
+        as_readings(part.filter(pc.is_in(part["meter_id"], chosen)))
+        for day in period
+        if (
+            part := platform.lake.read_partition("cleaned_readings", day, contract.CLEANED_READINGS)
+        )
+        is not None
+    ]
+    readings = pa.concat_tables(parts) if parts else None
+    if readings is None or not readings.num_rows:
+        return DetectorEvaluation(None, last_day, {}, DETECTOR_EVALUATION.empty_table())
     solar = set(meters.filter(pc.fill_null(meters["has_solar"], False))["meter_id"].to_pylist())
-    config = detector_config(platform)
+    config = detector_config(platform.settings)
     result = anomalies.evaluate_readings(
         readings, tz=platform.tz, solar_meters=solar, seeds=[seed], config=config
     )
