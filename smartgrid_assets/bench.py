@@ -490,6 +490,31 @@ def run_forecast_bench(
     return figures
 
 
+def run_peer_bench(data_dir: Path) -> dict:
+    """The champion against the reference peer on every real series of the shared data folder
+    ``data_dir``, as ``smartgrid backtest`` runs it."""
+    from smartgrid_assets.forecasting.speed import peer_bench
+
+    figures = peer_bench(data_dir)
+    if not figures["series"]:
+        print(f"forecasts against the peer: skipped, no shared data in {figures['data_dir']}")
+        return figures
+    print(
+        "forecasts against the reference peer (MAE over the peer's on the last 28 days), "
+        f"{figures['data_dir']}:"
+    )
+    for row in figures["series"]:
+        others = ", ".join(f"{m} {v:.3f}" for m, v in row["over_peer"].items() if v is not None)
+        print(
+            f"  {row['series']:<28} champion {row['champion']:<18} x{row['champion_over_peer']:.3f}"
+            f"  P10-P90 {row['coverage_p10_p90']:.1%}  ({others}; {row['seconds']} s)"
+        )
+    print(f"  mean over the series: x{figures['mean_champion_over_peer']}")
+    for name in figures["skipped"]:
+        print(f"  skipped: {name} is absent")
+    return figures
+
+
 # ---- anomaly detection: calibrate over a period, then one daily partition ------------------
 DETECT_START = datetime(2026, 3, 2, tzinfo=UTC)
 DETECT_LOOKBACK_DAYS = 14

@@ -91,7 +91,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHES = ("cleaning", "ingestion", "quality", "forecasting", "detection")
+BENCHES = ("cleaning", "ingestion", "quality", "forecasting", "peer", "detection")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -104,6 +104,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         ),
         "quality": lambda: bench.run_quality_bench(meters=args.meters, seed=args.seed),
         "forecasting": lambda: bench.run_forecast_bench(seed=args.seed),
+        "peer": lambda: bench.run_peer_bench(Path(args.shared_data)),
         "detection": lambda: bench.run_detect_bench(meters=args.meters, seed=args.seed),
     }
     chosen = [name for name in BENCHES if name in (args.only or BENCHES)]
@@ -492,9 +493,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from smartgrid_assets.forecasting import ZOO, ForecastConfig, run_backtest
-    from smartgrid_assets.forecasting.backtest import BacktestError
+    import numpy as np
+
+    from smartgrid_assets.forecasting import ZOO, run_backtest
+    from smartgrid_assets.forecasting.backtest import BacktestError, series_config
     from smartgrid_assets.forecasting.grid import day_of
+    from smartgrid_assets.forecasting.peer import REFERENCE
     from smartgrid_assets.forecasting.series import read_series
     from smartgrid_assets.ingest.byo import ExportSpec
 
@@ -523,7 +527,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         delimiter=args.delimiter,
     )
     series = read_series(path.read_bytes(), path.name, spec, weather)
-    config = ForecastConfig(train_days=args.train_days) if args.train_days else ForecastConfig()
+    config = series_config(series.grid, args.train_days)
+    for note in [*series.conversion.notes, *(n for v in series.weather_notes.values() for n in v)]:
+        print(f"smartgrid backtest: note: {note}", file=sys.stderr)
     try:
         result = run_backtest(
             series.grid,
@@ -554,20 +560,37 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     )
     print(
         f"{what[args.horizon]}, one issue a day; test {day_of(test[0])}..{day_of(test[-1])} "
-        f"({len(test)} days); model family chosen on {day_of(select[0])}..{day_of(select[-1])}"
+        f"({len(test)} days); model chosen on {result.folds} rolling folds of "
+        f"{day_of(select[0])}..{day_of(select[-1])}"
     )
     header = (
-        f"{'model':<28}{'MAE':>14}{'RMSE':>14}{'MAPE %':>8}{'rMAE':>7}{'pinball':>13}{'P10-P90':>9}"
+        f"{'model':<34}{'MAE':>14}{'RMSE':>14}{'MAPE %':>8}{'rMAE':>7}{'÷ peer':>8}"
+        f"{'pinball':>13}{'P10-P90':>9}"
     )
     print(header)
-    rows = [(m, result.score(m)) for m in result.models]
+    names = {m: m for m in result.models} | {REFERENCE: f"{REFERENCE} (peer, reference)"}
+    rows = [(names[m], result.score(m)) for m in result.models]
     rows.append((f"champion ({summary['champion']})", result.champion_score()))
     for name, m in rows:
+        band = "-" if np.isnan(m["coverage_p10_p90"]) else f"{m['coverage_p10_p90']:.1%}"
+        pinball = "-" if np.isnan(m["coverage_p10_p90"]) else f"{m['pinball']:,.1f}"
         print(
-            f"{name:<28}{m['mae']:>14,.1f}{m['rmse']:>14,.1f}{m['mape']:>8.2f}{m['rmae']:>7.3f}"
-            f"{m['pinball']:>13,.1f}{m['coverage_p10_p90']:>9.1%}"
+            f"{name:<34}{m['mae']:>14,.1f}{m['rmse']:>14,.1f}{m['mape']:>8.2f}{m['rmae']:>7.3f}"
+            f"{result.ratio_to_reference(m):>8.3f}{pinball:>13}{band:>9}"
         )
-    print(f"champion: {summary['champion']} (lowest MAE on the selection window)")
+    for row in summary["choice"]:
+        folds = "; ".join(
+            f"{m} {' / '.join('-' if v is None else f'{v:,.1f}' for v in scores)}"
+            for m, scores in row["fold_mae"].items()
+        )
+        blend = f" (blend of {' and '.join(row['blend_of'])})" if row["blend_of"] else ""
+        print(f"champion: {row['champion']}{blend}; MAE on the selection folds: {folds}")
+    if REFERENCE in result.models:
+        print(
+            f"{REFERENCE}: scikit-learn HistGradientBoostingRegressor(max_iter=500, "
+            "learning_rate=0.05) on the same information, fit once before the test window; a "
+            "yardstick, never chosen"
+        )
     return 0
 
 
@@ -716,6 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", nargs="+", choices=BENCHES, help="run these benchmarks only (default: all)"
     )
     bench.add_argument("--meters", type=_positive, default=60_000)
+    bench.add_argument(
+        "--shared-data",
+        default="../shared/data",
+        help="peer: the folder of real series (default ../shared/data); skipped where absent",
+    )
     bench.add_argument("--files", type=_positive, default=100, help="ingestion: files")
     bench.add_argument("--rows", type=_positive, default=50_000, help="ingestion: rows a file")
     bench.add_argument("--seed", type=int, default=0)
@@ -796,11 +824,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="backtest every forecasting model on a series from a CSV",
         description="Read one series (and optional weather columns) from a CSV or Parquet "
         "export, parsed as `land` parses it, and backtest every model with a rolling origin "
-        "(one issue a day) over the last --test-days days; the model family is chosen on the "
-        "28 days before them; local days are days of --tz. Prints MAE, RMSE, MAPE, rMAE (against "
-        "naive-1d), pinball loss and "
-        "P10-P90 coverage per model, or with --json "
-        '{"models": {name: {"mae", "rmse", "rmae", "coverage_p10_p90"}}, "champion": name}.',
+        "(one issue a day) over the last --test-days days; each series' model (a family or the "
+        "blend of the two best) is chosen on two rolling folds of the --select-days days "
+        "before them; local days are days of --tz. A reference peer (a plain scikit-learn "
+        "HistGradientBoostingRegressor on the same information, fit once before the test "
+        "window) runs beside them and is never chosen. Prints MAE, RMSE, MAPE, rMAE (against "
+        "naive-1d), MAE over the peer's, pinball loss and P10-P90 coverage per model, or with "
+        '--json {"models": {name: {"mae", "rmse", "rmae", "coverage_p10_p90", '
+        '"ratio_to_reference"}}, "champion": name, "champion_score": {...}, "reference": '
+        'name, "choice": [{"series", "champion", "blend_of", "fold_mae"}]}.',
     )
     backtest.add_argument("file", metavar="FILE")
     backtest.add_argument("--value-col", required=True, help="column of the load values")
@@ -823,7 +855,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated models (default: all; prophet needs the prophet extra)",
     )
     backtest.add_argument(
-        "--train-days", type=_positive, help="days of history each gbm fit reads (default 1092)"
+        "--train-days",
+        type=_positive,
+        help="days of history each gbm fit reads (default: all of the file)",
     )
     backtest.add_argument("--json", action="store_true", help="print the figures as JSON")
     backtest.set_defaults(func=_cmd_backtest)

@@ -182,7 +182,7 @@ METER_HOURLY = _schema(
 
 FEEDER_HOURLY = _schema(
     "feeder_hourly",
-    "1.0",
+    "1.1",
     [
         pa.field("level", pa.string(), nullable=False),
         pa.field("asset_id", pa.string(), nullable=False),
@@ -195,14 +195,19 @@ FEEDER_HOURLY = _schema(
         pa.field("region", pa.string()),
         pa.field("temperature_c", pa.float64()),
         pa.field("temperature_forecast_c", pa.float64()),
+        _since("1.1", pa.field("kwh_delivered", pa.float64())),
+        _since("1.1", pa.field("kwh_received", pa.float64())),
     ],
-    "Net energy per hour rolled up by level (transformer, feeder, substation, system). "
-    "temperature_forecast_c is the day-ahead forecast: issued at 00:00 local the day before.",
+    "Net energy per hour rolled up by level (transformer, feeder, substation, system): kwh is "
+    "net load, kwh_delivered (gross consumption) less kwh_received (what the meters' received "
+    "channel exported), so it goes negative where generation behind the asset exceeds its "
+    "load. temperature_forecast_c is the day-ahead forecast: issued at 00:00 local the day "
+    "before.",
 )
 
 LOAD_FORECASTS = _schema(
     "load_forecasts",
-    "1.1",
+    "1.2",
     [
         pa.field("level", pa.string(), nullable=False),
         pa.field("asset_id", pa.string(), nullable=False),
@@ -214,10 +219,13 @@ LOAD_FORECASTS = _schema(
         pa.field("p50", pa.float64(), nullable=False),
         pa.field("p90", pa.float64(), nullable=False),
         _since("1.1", pa.field("p50_base", pa.float64())),
+        _since("1.2", pa.field("quantity", pa.string())),
     ],
-    "Hourly kWh forecasts as issued; a later forecast for the same target never overwrites one "
-    "issued earlier. p50 is reconciled bottom-up (feeders add up to substations and the system; "
-    "the band moves with it); p50_base is the model's own P50 before reconciliation (1.1).",
+    "Hourly kWh forecasts as issued; quantity says what is forecast: 'net' load (feeder_hourly's "
+    "kwh, delivered less received), the only one today (1.2); a later forecast for the same "
+    "target never overwrites one issued earlier. p50 is reconciled bottom-up (feeders add up "
+    "to substations and the system; the band moves with it); p50_base is the model's own P50 "
+    "before reconciliation (1.1).",
 )
 
 FORECAST_ACCURACY = _schema(
@@ -242,7 +250,7 @@ FORECAST_ACCURACY = _schema(
 
 FORECAST_MODEL_CHOICE = _schema(
     "forecast_model_choice",
-    "1.0",
+    "1.1",
     [
         pa.field("level", pa.string(), nullable=False),
         pa.field("asset_id", pa.string(), nullable=False),
@@ -253,10 +261,13 @@ FORECAST_MODEL_CHOICE = _schema(
         pa.field("mae", pa.float64()),
         pa.field("rmae", pa.float64()),
         pa.field("gbm_version", pa.string()),
+        _since("1.1", pa.field("mae_folds", pa.list_(pa.float64()))),
     ],
-    "The model family chosen per series for an issue: the lowest mean MAE over the target days "
-    "of the 28 before the issue whose forecasts were scored (gbm when none were yet); "
-    "gbm_version is the registered global model the issue used.",
+    "The model family chosen per series for an issue, on two rolling folds of the 28 target days "
+    "before the issue whose forecasts were scored (the older and the newer 14): the lowest mean "
+    "of its fold MAEs (mae; mae_folds the two, oldest first, 1.1), among the models scored on "
+    "both folds, else on the days scored; gbm when none were yet. gbm_version is the "
+    "registered global model the issue used.",
 )
 
 ANOMALY_EVENTS = _schema(

@@ -543,3 +543,64 @@ def test_deterministic_and_independent_of_row_order(data, forecast):
         TZ,
     )
     assert shuffled.equals(forecast)
+
+
+def _issued(day: dt.date, model: str, error: float) -> dict:
+    issued = issue_time(day, TZ)
+    return {
+        "level": "feeder",
+        "asset_id": "F1",
+        "model": model,
+        "issued_at": issued,
+        "target_day": day,
+        "ts": issued + dt.timedelta(days=1),
+        "p10": 9.0 + error,
+        "p50": 10.0 + error,
+        "p90": 11.0 + error,
+    }
+
+
+def test_the_model_is_chosen_on_two_rolling_folds_and_the_folds_are_stored():
+    """gbm is far better on the newer fold only, ridge steady on both: ridge has the lower
+    mean over the folds; a model scored on the newer fold only is not chosen over them."""
+    from smartgrid_assets.pipeline.forecasts import choose_models
+
+    target = dt.date(2026, 4, 30)
+    days = [target - dt.timedelta(days=d) for d in range(2, 30)]  # D-29 .. D-2
+    newer = target - dt.timedelta(days=15)
+    rows, actuals = [], []
+    for day in days:
+        late = day >= newer
+        rows.append(_issued(day, "seasonal_naive_1d", 5.0))
+        rows.append(_issued(day, "gbm", 0.5 if late else 6.0))
+        rows.append(_issued(day, "ridge", 2.0))
+        if late:
+            rows.append(_issued(day, "prophet", 0.1))
+        actuals.append({"level": "feeder", "asset_id": "F1", "ts": rows[-1]["ts"], "kwh": 10.0})
+    earlier = pa.Table.from_pylist(rows)
+    choice = choose_models(
+        earlier,
+        pa.Table.from_pylist(actuals),
+        pd.DataFrame({"level": ["feeder", "feeder"], "asset_id": ["F1", "F2"]}),
+        issue_time(target, TZ),
+        target,
+        "3",
+    ).to_pylist()
+    assert [c["asset_id"] for c in choice] == ["F1", "F2"]
+    f1, f2 = choice
+    assert f1["model"] == "ridge" and f1["mae_folds"] == [2.0, 2.0] and f1["mae"] == 2.0
+    assert f1["days_scored"] == 28 and f1["gbm_version"] == "3"
+    assert f2["model"] == "gbm" and f2["mae_folds"] is None and f2["days_scored"] == 0
+
+
+def test_a_series_too_short_for_the_learned_models_is_named_with_its_reason(data):
+    from smartgrid_assets.pipeline.forecasts import naive_only
+
+    hist, weather = data
+    target = dt.date(2026, 4, 10)
+    short = _since(hist, target - dt.timedelta(days=6))  # D-6 .. D-2: naive-1d only
+    out = forecast_day_ahead(short, weather, target, TZ)
+    reasons = naive_only(out, ForecastConfig())
+    assert set(reasons) == set(out["asset_id"].to_pylist()) and reasons
+    assert all("fewer than 8 complete local days" in why for why in reasons.values())
+    assert naive_only(forecast_day_ahead(hist, weather, target, TZ), ForecastConfig()) == {}

@@ -3,6 +3,7 @@ with forecasts per feeder and events per injected anomaly checked."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from datetime import date, timedelta
 from pathlib import Path
@@ -110,6 +111,39 @@ def test_forecast_accuracy_against_naive(graph) -> None:
     assert by_model["gbm"]["mae"] < by_model["seasonal_naive_1d"]["mae"]
 
 
+def test_feeder_hourly_carries_net_load_beside_gross_and_forecasts_say_which(graph) -> None:
+    platform, _, meta = graph
+    row = platform.warehouse.read(
+        "SELECT count(*) AS n, max(abs(kwh - (kwh_delivered - kwh_received))) AS gap, "
+        "sum(kwh_received) AS received, min(kwh_delivered) AS lowest FROM feeder_hourly"
+    ).to_pylist()[0]
+    assert row["n"] > 0 and row["gap"] < 1e-9 and row["lowest"] >= 0
+    assert row["received"] > 0  # the synthetic utility has rooftop solar
+    quantities = platform.warehouse.read("SELECT DISTINCT quantity FROM load_forecasts")
+    assert quantities["quantity"].to_pylist() == ["net"]
+    assert meta["load_forecasts"]["naive_only_series"].value == {}
+
+
+def test_a_planner_sees_the_forecasts_against_the_actuals(graph) -> None:
+    platform, _, meta = graph
+    for asset, key in (
+        ("load_forecasts", "forecasts"),
+        ("forecast_accuracy", "forecasts_against_actuals"),
+    ):
+        text = meta[asset][key].value
+        png = text.split("data:image/png;base64,")[1].split(")")[0]
+        assert base64.b64decode(png).startswith(b"\x89PNG")
+        assert "kWh per hour" in text and "| feeder | model | hours | mae | mae_naive_1d |" in text
+    rows = meta["forecast_accuracy"]["accuracy_by_model_and_level"].value
+    acc = platform.warehouse.read(
+        "SELECT sum(mae * hours) / sum(mae_naive_1d * hours) AS rmae FROM forecast_accuracy "
+        "WHERE target_day IN (SELECT unnest(?)) AND level = 'feeder' AND model = 'gbm'",
+        [TWO],
+    ).to_pylist()[0]
+    gbm = next(line for line in rows.splitlines() if line.startswith("| gbm | feeder |")).split("|")
+    assert float(gbm[6]) == pytest.approx(acc["rmae"], abs=1e-3)  # pooled, hour-weighted
+
+
 def test_events_per_injected_anomaly(graph) -> None:
     platform, utility, meta = graph
     events = platform.warehouse.read("SELECT * FROM anomaly_events")
@@ -150,3 +184,35 @@ def test_rerunning_the_two_partitions_changes_nothing(graph) -> None:
     materialize(platform, DAILY_ASSETS, dg.DagsterInstance.ephemeral(), TWO[0], TWO[1])
     for key, query in queries.items():
         assert platform.warehouse.read(query).equals(before[key]), key
+
+
+def test_a_backfill_spreading_past_the_data_skips_those_days_with_a_reason(graph) -> None:
+    """A 2-day cleaned_readings backfill with downstream reaches 36 days of load_forecasts,
+    most after the newest reading: those are skipped with their reason, none fails."""
+    platform, _, _ = graph
+    asset_graph = defs.resolve_asset_graph()
+    forecasts = dg.AssetKey("load_forecasts")
+    partitions = asset_graph.get(forecasts).partitions_def
+    mapping = asset_graph.get_partition_mapping(forecasts, dg.AssetKey("cleaned_readings"))
+    upstream = partitions.empty_subset().with_partition_keys([str(d) for d in TWO])
+    spread = sorted(
+        mapping.get_downstream_partitions_for_partitions(
+            upstream, partitions, partitions
+        ).get_partition_keys()
+    )
+    assert len(spread) == 36 and spread[0] == str(LAST + timedelta(days=1))
+    first, last = date.fromisoformat(spread[0]), date.fromisoformat(spread[-1])
+    meta = materialize(platform, ["load_forecasts"], dg.DagsterInstance.ephemeral(), first, last)
+    skipped = meta["load_forecasts"]["skipped_days"].value
+    # issued at 00:00 of D-1 from data before it: a complete day within the 7 before the issue
+    issued = [str(LAST + timedelta(days=i)) for i in range(1, 9)]
+    assert sorted(skipped) == [d for d in spread if d not in issued]
+    assert all(
+        "no complete local day in the 7 days before the issue" in v for v in skipped.values()
+    )
+    rows = platform.warehouse.read(
+        "SELECT DISTINCT CAST(target_day AS VARCHAR) AS day FROM load_forecasts "
+        "WHERE target_day > ? ORDER BY day",
+        [LAST],
+    )
+    assert rows["day"].to_pylist() == issued

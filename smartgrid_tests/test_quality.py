@@ -180,6 +180,7 @@ def _forecasts(day: date) -> pa.Table:
         "ts": pa.array(hours, contract.UTC_TS),
         "p10": [1.0] * n,
         "p90": [3.0] * n,
+        "quantity": ["net"] * n,
     }
     columns = [
         values[f.name] if f.name in values else pa.array([2.0] * n, f.type)

@@ -10,6 +10,11 @@ from smartgrid_assets.defs.common import (
     released_days,
 )
 from smartgrid_assets.defs.quality import gated_by_blocking_checks
+from smartgrid_assets.pipeline.forecast_report import (
+    gather,
+    render_markdown,
+    summary_by_model_and_level,
+)
 from smartgrid_assets.pipeline.forecasts import (
     issue_forecasts,
     reconciliation_effect,
@@ -59,7 +64,9 @@ def load_forecasts(
     target day and stored as issued: 00:00 local the day before, from data before then. The
     global model is the MLflow registry's champion as of each issue (trained weekly, promoted
     when it beats the champion); P50 is reconciled bottom-up (p50_base keeps the model's own);
-    the chosen model family per series goes to forecast_model_choice."""
+    the chosen model family per series goes to forecast_model_choice. Metadata: a chart of
+    P10/P50/P90 against the actuals (where known) and naive-1d for the system and each
+    substation, a table for the feeders, and the days skipped with their reason."""
     days, held = released_days(context, platform, lag=1)
     if not days:
         return dg.MaterializeResult(
@@ -75,9 +82,12 @@ def load_forecasts(
             "series_by_model": md_table(counts.to_pylist()),
             "models": dg.MetadataValue.json(sorted(set(table["model"].to_pylist()))),
             "gbm_version_by_target_day": by_day(issued.models),
+            "skipped_days": by_day(issued.skipped),
+            "naive_only_series": dg.MetadataValue.json(issued.naive_only),
             "gbm_trained": md_table(issued.trained),
             "reconciliation_adjustment": md_table(reconciliation_adjustment(table)),
             "model_choice": md_table(choice.to_pylist()),
+            "forecasts": dg.MetadataValue.md(render_markdown(*gather(platform, days), platform.tz)),
             "mlflow_tracking_uri": dg.MetadataValue.text(
                 _redacted(platform.settings.mlflow_tracking_uri)
             ),
@@ -98,47 +108,23 @@ def forecast_accuracy(
     context: dg.AssetExecutionContext, platform: dg.ResourceParam[Platform]
 ) -> dg.MaterializeResult:
     """MAE of every model against naive-1d, per series and target day, once actuals exist: the
-    rolling-origin backtest of the forecasts as issued. Metadata: pooled rMAE and P10-P90
-    coverage per model and level, and the effect of reconciliation (MAE of the reconciled P50
-    against the model's own)."""
+    rolling-origin backtest of the forecasts as issued. Metadata: MAE (kWh per hour), pooled
+    rMAE and P10-P90 coverage per model and level, a chart of P10/P50/P90 against the actuals
+    and naive-1d for the system and each substation with a table for the feeders, and the
+    effect of reconciliation (MAE of the reconciled P50 against the model's own)."""
     days, held = released_days(context, platform)
     table = score_forecasts(platform, days) if days else contract.FORECAST_ACCURACY.empty_table()
-    summary = (
-        table.group_by(["model", "level"])
-        .aggregate([("mae", "mean"), ("rmae", "mean"), ("coverage_p10_p90", "mean")])
-        .sort_by([("level", "ascending"), ("model", "ascending")])
-        .to_pylist()
-    )
-    rounded = [
-        {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in summary
-    ]
     return dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(table.num_rows),
-            "mean_by_model_and_level": md_table(rounded),
-            "backtest_by_model_and_level": md_table(backtest_summary(table)),
+            "accuracy_by_model_and_level": md_table(summary_by_model_and_level(table)),
+            "forecasts_against_actuals": dg.MetadataValue.md(
+                render_markdown(*gather(platform, days), platform.tz) if days else ""
+            ),
             "reconciliation_effect": md_table(reconciliation_effect(table)),
             **held_metadata(held),
         }
     )
-
-
-def backtest_summary(table) -> list[dict]:
-    """Pooled rMAE (sum of MAE over sum of naive MAE) and mean coverage per model and level."""
-    frame = table.to_pandas()
-    if frame.empty:
-        return []
-    out = frame.groupby(["model", "level"], sort=True).agg(
-        days=("target_day", "nunique"),
-        mae=("mae", "mean"),
-        mae_naive_1d=("mae_naive_1d", "mean"),
-        coverage_p10_p90=("coverage_p10_p90", "mean"),
-    )
-    out["rmae"] = out["mae"] / out["mae_naive_1d"]
-    return [
-        {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
-        for r in out.reset_index().to_dict("records")
-    ]
 
 
 def reconciliation_adjustment(table) -> list[dict]:

@@ -81,6 +81,8 @@ def feeder_hourly(
                 SELECT level, asset_id, ts,
                        CAST(timezone({_lit(tz)}, ts) AS DATE) AS local_day,
                        sum(kwh_net) AS kwh,
+                       sum(kwh_delivered) AS kwh_delivered,
+                       sum(kwh_received) AS kwh_received,
                        count(DISTINCT meter_id)::INTEGER AS meters,
                        sum(intervals_estimated)::INTEGER AS intervals_estimated,
                        sum(intervals_suspect)::INTEGER AS intervals_suspect,

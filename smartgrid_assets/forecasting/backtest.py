@@ -9,11 +9,19 @@ Weather of the target days comes from the grid (the file's own weather stands in
 forecast in a CSV backtest: observed temperature is a perfect forecast, which flatters every
 model that reads it).
 
-The model family of each series is chosen on the ``select_days`` target days before the test
-window (lowest MAE of P50, never the test window), and that choice is the series' *champion*
-on the test window. Metrics per series, model, window and lead: MAE, RMSE, MAPE (guarded near
-zero, see metrics), rMAE (MAE over naive-1d's MAE on the same points), pinball loss (mean over
-P10 / P50 / P90) and P10-P90 coverage.
+The model of each series is chosen on the ``select_days`` target days before the test window,
+never on it: they are split into ``folds`` consecutive rolling folds (two of 14 days by
+default), each model's P50 MAE is taken per fold, and the lowest mean over the folds wins. The
+candidates are every family and ``blend``, the mean of the two learned families with the lowest
+fold means (P10, P50 and P90 each averaged). That choice is the series' *champion* on the
+test window.
+
+The reference peer (peer module) runs beside them, fit once on the history before the test
+window, and is never a candidate: ``ratio_to_reference`` is a model's test MAE over the peer's.
+
+Metrics per series, model, window and lead: MAE, RMSE, MAPE (guarded near zero, see metrics),
+rMAE (MAE over naive-1d's MAE on the same points), pinball loss (mean over P10 / P50 / P90) and
+P10-P90 coverage (NaN for the peer, which forecasts no band).
 """
 
 from __future__ import annotations
@@ -27,10 +35,24 @@ import numpy as np
 from smartgrid_assets.forecasting import metrics
 from smartgrid_assets.forecasting.config import HORIZONS, QUANTILES, ForecastConfig
 from smartgrid_assets.forecasting.grid import Grid, day_of
-from smartgrid_assets.forecasting.models import ZOO, Forecaster, make_model
+from smartgrid_assets.forecasting.models import NAIVE, ZOO, Forecaster, make_model
+from smartgrid_assets.forecasting.peer import REFERENCE
 
 BASELINE = "seasonal_naive_1d"
+BLEND = "blend"
 SUMMARY_KEYS = ("mae", "rmse", "rmae", "coverage_p10_p90")
+
+
+#: a backtest of one series trains the gbm on up to this many of its intervals
+SERIES_TRAIN_ROWS = 300_000
+
+
+def series_config(grid: Grid, train_days: int | None = None) -> ForecastConfig:
+    """The configuration of a backtest of a file's series: every day of it trains the models
+    (as the reference peer is trained), unless ``train_days`` says otherwise."""
+    return ForecastConfig(
+        train_days=train_days or max(grid.n_days, 1), max_train_rows=SERIES_TRAIN_ROWS
+    )
 
 
 class BacktestError(ValueError):
@@ -53,7 +75,9 @@ def point_metrics(
         )
         if len(a)
         else float("nan"),
-        "coverage_p10_p90": metrics.coverage(a, p10, p90),
+        "coverage_p10_p90": metrics.coverage(a, p10, p90)
+        if np.isfinite(pred[:, [0, 2]]).all()
+        else float("nan"),
         "points": len(a),
     }
     if naive is not None and len(a):
@@ -74,6 +98,13 @@ class BacktestResult:
     seconds: dict[str, dict[str, float]]  # model -> fit / predict seconds
     fits: dict[str, int]
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why it did not run
+    folds: int = 2
+    blended: dict[int, tuple[str, str]] = field(default_factory=dict)  # series -> blend parts
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The models a series' champion is chosen from: never the reference peer."""
+        return tuple(m for m in self.models if m != REFERENCE)
 
     @property
     def targets(self) -> np.ndarray:
@@ -89,8 +120,11 @@ class BacktestResult:
         return idx[:n_sel] if window == "select" else idx[n_sel:]
 
     def _points(self, model: str, window: str, series: np.ndarray, leads: Sequence[int]):
-        """Actual, prediction (n, 3) and naive P50 on the points every one of them has."""
-        cols = self._window(window)
+        return self._points_at(model, self._window(window), series, leads)
+
+    def _points_at(self, model: str, cols: np.ndarray, series: np.ndarray, leads: Sequence[int]):
+        """Actual, prediction (n, 3) and naive P50 at target columns ``cols`` on the points
+        every one of them has."""
         slots = self.targets[cols] - self.grid.day0
         actual_all = self.grid.values[series][:, slots]  # (s, T, K)
         a, p, n = [], [], []
@@ -115,18 +149,69 @@ class BacktestResult:
         a, p, n = self._points(model, window, rows, leads or self.leads)
         return point_metrics(a, p, n)
 
+    def fold_scores(self, model: str, series: int) -> list[float]:
+        """P50 MAE of ``model`` on each rolling fold of the selection window, oldest first."""
+        out = []
+        for fold in np.array_split(np.arange(len(self.select_targets)), self.folds):
+            a, p, _ = self._points_at(model, fold, np.array([series]), self.leads)
+            out.append(metrics.mae(a, p[:, 1]) if len(a) else float("nan"))
+        return out
+
+    def fold_mean(self, model: str, series: int) -> float:
+        scores = self.fold_scores(model, series)
+        return float(np.mean(scores)) if np.isfinite(scores).all() else float("nan")
+
     def champions(self) -> dict[int, str]:
-        """Series index -> the model family with the lowest MAE on the selection window."""
+        """Series index -> the candidate with the lowest mean MAE over the selection folds
+        (among those with test points); naive-1d when none could be scored."""
         chosen = {}
         for s in range(self.grid.n_series):
             best, best_mae = BASELINE, np.inf
-            for model in self.models:
-                mae = self.score(model, "select", [s])["mae"]
+            for model in self.candidates:
+                mae = self.fold_mean(model, s)
                 test_points = self.score(model, "test", [s])["points"]
                 if np.isfinite(mae) and test_points and mae < best_mae:
                     best, best_mae = model, mae
             chosen[s] = best
         return chosen
+
+    def choice(self) -> list[dict]:
+        """Per series: the champion, each candidate's fold MAEs, and what ``blend`` averages."""
+        chosen = self.champions()
+        return [
+            {
+                "series": key,
+                "champion": chosen[s],
+                "blend_of": list(self.blended.get(s, ())),
+                "fold_mae": {
+                    m: [_finite(v) for v in self.fold_scores(m, s)] for m in self.candidates
+                },
+            }
+            for s, key in enumerate(self.series_keys())
+        ]
+
+    def add_blend(self) -> None:
+        """Add ``blend``: per series the mean of the two learned families (not the naive ones,
+        whose mean with a better model only drags it back) with the lowest fold means."""
+        families = [m for m in self.candidates if m not in (BLEND, *NAIVE)]
+        if len(families) < 2:
+            return
+        blend = {lead: np.full_like(self.forecasts[BASELINE][lead], np.nan) for lead in self.leads}
+        for s in range(self.grid.n_series):
+            ranked = sorted(
+                (mean, i, m)
+                for i, m in enumerate(families)
+                if np.isfinite(mean := self.fold_mean(m, s))
+            )
+            if len(ranked) < 2:
+                continue
+            a, b = ranked[0][2], ranked[1][2]
+            self.blended[s] = (a, b)
+            for lead in self.leads:
+                blend[lead][s] = (self.forecasts[a][lead][s] + self.forecasts[b][lead][s]) / 2
+        self.forecasts[BLEND] = blend
+        reference = tuple(m for m in self.models if m == REFERENCE)
+        self.models = (*self.candidates, BLEND, *reference)
 
     def champion_score(self, window: str = "test") -> dict[str, float]:
         """Metrics of each series' champion, pooled over series."""
@@ -138,9 +223,17 @@ class BacktestResult:
         return point_metrics(a, p, n)
 
     def champion_name(self) -> str:
-        """The family chosen for most series (the only one for a single series)."""
+        """The model chosen for most series (the only one for a single series)."""
         chosen = list(self.champions().values())
-        return max(self.models, key=lambda m: (chosen.count(m), -self.models.index(m)))
+        models = self.candidates
+        return max(models, key=lambda m: (chosen.count(m), -models.index(m)))
+
+    def ratio_to_reference(self, scored: dict[str, float]) -> float:
+        """A test-window MAE over the reference peer's (NaN without the peer)."""
+        if REFERENCE not in self.models:
+            return float("nan")
+        ref = self.score(REFERENCE)["mae"]
+        return scored["mae"] / ref if ref > 0 else float("nan")
 
     def per_series(self) -> list[dict]:
         """One row per series, model, window and lead (plus every lead pooled as lead None)."""
@@ -157,12 +250,26 @@ class BacktestResult:
         return rows
 
     def summary(self) -> dict:
-        """``{"models": {name: {mae, rmse, rmae, coverage_p10_p90}}, "champion": name}``."""
+        """Test-window figures: ``models`` (name -> mae, rmse, rmae, coverage_p10_p90,
+        ratio_to_reference), ``champion`` (the model chosen for most series),
+        ``champion_score`` (each series' own champion, pooled), ``reference`` (the peer's
+        name, None without it) and ``choice`` (per series, see choice)."""
         out = {}
         for model in self.models:
             m = self.score(model)
             out[model] = {k: _finite(m[k]) for k in SUMMARY_KEYS}
-        return {"models": out, "champion": self.champion_name()}
+            out[model]["ratio_to_reference"] = _finite(self.ratio_to_reference(m))
+        best = self.champion_score()
+        return {
+            "models": out,
+            "champion": self.champion_name(),
+            "champion_score": {
+                **{k: _finite(best[k]) for k in SUMMARY_KEYS},
+                "ratio_to_reference": _finite(self.ratio_to_reference(best)),
+            },
+            "reference": REFERENCE if REFERENCE in self.models else None,
+            "choice": self.choice(),
+        }
 
 
 def _finite(value: float) -> float | None:
@@ -198,10 +305,15 @@ def run_backtest(
     config: ForecastConfig | None = None,
     factory: Callable[[str, ForecastConfig], Forecaster] = make_model,
     progress: Callable[[str], None] | None = None,
+    reference: bool = True,
+    folds: int = 2,
 ) -> BacktestResult:
     """Backtest ``models`` (rolling origin, one issue per day) over the selection and test
-    windows. A model that cannot be built (Prophet not installed) is skipped with its reason;
-    naive-1d, the baseline of rMAE, always runs."""
+    windows, then add their ``blend``. A model that cannot be built (Prophet not installed) is
+    skipped with its reason; naive-1d, the baseline of rMAE, always runs; the reference peer
+    runs on the test window unless ``reference`` is false."""
+    if not 1 <= folds <= select_days:
+        raise BacktestError(f"folds must be between 1 and the {select_days} selection days")
     if horizon not in HORIZONS:
         raise BacktestError(f"unknown horizon {horizon!r}; choose from {', '.join(HORIZONS)}")
     leads = HORIZONS[horizon]
@@ -212,7 +324,7 @@ def run_backtest(
         config = replace(config, leads=leads)
     select, test = backtest_windows(grid, test_days, select_days)
     targets = np.concatenate([select, test])
-    names = list(dict.fromkeys([BASELINE, *models]))
+    names = list(dict.fromkeys([BASELINE, *models, *([REFERENCE] if reference else [])]))
     built: dict[str, Forecaster] = {}
     skipped: dict[str, str] = {}
     for name in names:
@@ -234,6 +346,8 @@ def run_backtest(
         slots = days - grid.day0
         weather = {w: v[:, slots] for w, v in grid.weather.items()}
         for name in ordered:
+            if name == REFERENCE and days.max() < test[0]:
+                continue  # fit once on the history before the test window
             model = built[name]
             if model.fitted_until is None or issue - model.fitted_until >= model.refit_days:
                 start = time.perf_counter()
@@ -247,7 +361,7 @@ def run_backtest(
             seconds[name]["predict"] += time.perf_counter() - start
             for j, (lead, t) in enumerate(due):
                 forecasts[name][lead][:, index[t]] = pred[:, j]
-    return BacktestResult(
+    result = BacktestResult(
         grid=grid,
         horizon=horizon,
         leads=leads,
@@ -258,4 +372,7 @@ def run_backtest(
         seconds=seconds,
         fits=fits,
         skipped=skipped,
+        folds=folds,
     )
+    result.add_blend()
+    return result

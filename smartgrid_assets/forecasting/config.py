@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: the models ``load_forecasts`` issues for every series (naive-1d is the accuracy baseline)
-MODELS = ("seasonal_naive_1d", "seasonal_naive_7d", "gbm")
+MODELS = ("seasonal_naive_1d", "seasonal_naive_7d", "gbm", "ridge")
 NAIVE_MODELS = {"seasonal_naive_1d": 2, "seasonal_naive_7d": 7}  # model -> source day D-k
 QUANTILES = (0.1, 0.5, 0.9)
 LEVELS = ("transformer", "feeder", "substation", "system")
@@ -19,7 +19,8 @@ class ForecastConfig:
     levels: the FEEDER_HOURLY levels that get forecasts.
     train_days: local days before the issue whose intervals train the gbm.
     residual_days: local days of naive errors behind the naive P10/P90 bands.
-    min_days_gbm: complete local days of history a series needs before gbm forecasts it.
+    min_days_gbm: complete local days of history a series needs before gbm (or ridge)
+        forecasts it.
     calibration_days: newest training days held out to calibrate the gbm P10/P90 bands
         (conformal) and to score a fit against the champion.
     refit_days: the gbm and Prophet are refit when this many days passed since their last fit.

@@ -25,11 +25,19 @@ import pyarrow.compute as pc
 
 from smartgrid_assets import contract
 from smartgrid_assets.forecasting.config import MODELS, ForecastConfig
-from smartgrid_assets.forecasting.grid import Grid, build_grid, day_number, local_day_step
+from smartgrid_assets.forecasting.grid import (
+    Grid,
+    build_grid,
+    day_number,
+    day_of,
+    local_day_step,
+)
 from smartgrid_assets.forecasting.models import ZOO, Forecaster, make_model
 from smartgrid_assets.forecasting.timing import issue_time, to_us
 
 REQUIRED = ("level", "asset_id", "ts", "kwh")
+#: what the models forecast: FEEDER_HOURLY's kwh, net load (delivered less received)
+QUANTITY = "net"
 WEATHER = "temperature"  # the grid's name of FEEDER_HOURLY's temperature_forecast_c
 US = pa.timestamp("us", tz="UTC")
 
@@ -47,6 +55,26 @@ def _column(table: pa.Table, name: str, kind: pa.DataType) -> np.ndarray:
     if kind == pa.string():
         return col.to_pandas().to_numpy(dtype=object)
     return col.to_numpy(zero_copy_only=False)
+
+
+#: a target day is forecast only from a history with a complete local day this recent
+RECENT_DAYS = 7
+
+
+def why_not_forecast(hist: Grid) -> str | None:
+    """Why no forecast can be issued from ``hist`` (the grid before an issue), None when one
+    can: a day after the data (a backfill reaching past the newest reading) has nothing recent
+    to forecast from, and would only repeat stale days."""
+    complete = np.flatnonzero(hist.complete.any(axis=0))
+    if len(complete) == 0:
+        return f"no complete local day of history before the issue on {day_of(hist.end_day)}"
+    newest = hist.day0 + int(complete[-1])
+    if hist.end_day - newest > RECENT_DAYS:
+        return (
+            f"no complete local day in the {RECENT_DAYS} days before the issue on "
+            f"{day_of(hist.end_day)} (the newest is {day_of(newest)})"
+        )
+    return None
 
 
 def history_grid(
@@ -223,6 +251,7 @@ def forecast_day_ahead(
             "p50": pa.array(out["p50"].to_numpy(float)),
             "p90": pa.array(out["p90"].to_numpy(float)),
             "p50_base": pa.array(out["p50_base"].to_numpy(float)),
+            "quantity": pa.array(np.full(n, QUANTITY, dtype=object), pa.string()),
         }
     )
     return contract.conform(table, contract.LOAD_FORECASTS)

@@ -10,12 +10,13 @@ after the history, ``i`` its end) are built the same way and none can look ahead
   ``doy`` (day of year, only for models trained on a year or more);
 - the *baseline* ``type_same``: the mean of the same interval over the days of the target's
   day type (working day, or weekend / public holiday) among the ``TYPE_DAYS`` days before
-  ``i``, divided by the series' level (mean absolute value over the 7 days before ``i``);
+  ``i``, divided by the series' level (its mean absolute value over the history: see
+  LagTables.scale);
   ``mean7_same`` (the same over all of the last 7 days) stands in where there is no such day;
 - lags in level units: ``last_same`` (the same interval of day ``i - 1``) and ``week_same``
   (the same interval one week before ``t``, two weeks when that day is not known at ``i``),
   both less the baseline, ``last_mean`` / ``last_max`` / ``last_min`` of day ``i - 1``, and
-  ``trend`` (the 7-day level over the 28-day level);
+  ``trend`` (the mean absolute value over the 7 days before ``i`` over the 28 days');
 - for each weather variable ``w`` (the day-ahead forecast of the interval, as issued): ``w``,
   its day mean / max / min on ``t`` (``w_dmean``, ``w_dmax``, ``w_dmin``), the same interval
   and day mean on day ``i - 1`` (``w_last``, ``w_last_dmean``), the day mean's change from day
@@ -24,8 +25,11 @@ after the history, ``i`` its end) are built the same way and none can look ahead
   from the weather the baseline was measured in.
 
 The model's target is the value divided by the level, less the baseline (see gbm): one model
-serves small feeders and a whole system alike, follows level shifts, and learns how a day
-departs from recent days of its type rather than each series' daily shape.
+serves small feeders and a whole system alike, and learns how a day departs from recent days
+of its type rather than each series' daily shape; ``trend`` carries level shifts. The level is
+steady on purpose: a week's level behind a substation with a wind farm moves with the wind, and
+dividing by it scrambles the very weather effect the model must learn (on a synthetic wind
+net load, rMAE 0.21 with the 7-day level, 0.08 with the steady one).
 """
 
 from __future__ import annotations
@@ -105,6 +109,11 @@ class LagTables:
                 for w, v in hist.weather.items()
             }
         self.level7 = _rolling_mean(abs_mean, 7)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a series without values
+            scale = np.nanmean(abs_mean, axis=1)
+        #: (S,) each series' mean |value| over the history: the level of every row
+        self.scale = np.where(scale > LEVEL_FLOOR, scale, np.nan)
         self.level28 = _rolling_mean(abs_mean, 28)
         self.mean7_same = _rolling_same(hist.filled, 7)
         off = days_off(hist.day_numbers(), hist.tz)
@@ -135,8 +144,8 @@ def _of_type(
     return np.where(off, _at(tables[1], s, d, k), _at(tables[0], s, d, k))
 
 
-def levels(lags: LagTables, s: np.ndarray, issue: np.ndarray) -> np.ndarray:
-    """The level of each row: mean |value| over the 7 days before the issue (28 as fallback)."""
+def recent_level(lags: LagTables, s: np.ndarray, issue: np.ndarray) -> np.ndarray:
+    """Mean |value| over the 7 days before each row's issue (28 as fallback)."""
     lev = _at(lags.level7, s, issue - 1)
     lev = np.where(np.isnan(lev), _at(lags.level28, s, issue - 1), lev)
     return np.where(np.abs(lev) > LEVEL_FLOOR, lev, np.nan)
@@ -157,7 +166,8 @@ def design_matrix(
     """(n, len(names)) features, (n,) level and (n,) baseline (level units) of rows (series,
     target slot, interval, issue slot) of ``hist``; ``weather_t`` / ``weather_day_t`` give each
     row's target weather."""
-    lev = levels(lags, s, issue)
+    lev = lags.scale[s]
+    recent = recent_level(lags, s, issue)
     day = hist.day0 + t
     dow = (day + 3) % 7  # 1970-01-01 was a Thursday
     span = np.arange(day.min() - 1, day.max() + 2) if len(day) else np.zeros(0, np.int64)
@@ -185,7 +195,7 @@ def design_matrix(
         "last_mean": _at(lags.day_mean, s, last) / lev,
         "last_max": _at(lags.day_max, s, last) / lev,
         "last_min": _at(lags.day_min, s, last) / lev,
-        "trend": lev / _at(lags.level28, s, last),
+        "trend": recent / _at(lags.level28, s, last),
     }
     if "doy" in names:
         days = np.asarray(day, dtype="datetime64[D]")

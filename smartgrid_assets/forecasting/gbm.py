@@ -55,7 +55,7 @@ from smartgrid_assets.forecasting.features import (
     feature_names,
 )
 from smartgrid_assets.forecasting.grid import Grid
-from smartgrid_assets.forecasting.models import Forecaster, naive_sources, take_profiles
+from smartgrid_assets.forecasting.models import Forecaster, blank, naive_sources, take_profiles
 
 LOW, MID, HIGH = QUANTILES
 
@@ -364,8 +364,7 @@ class GlobalGBM(Forecaster):
     def predict(
         self, hist: Grid, targets: Sequence[int], weather: Mapping[str, np.ndarray]
     ) -> np.ndarray:
-        targets = np.asarray(targets, dtype=np.int64)
-        out = np.full((hist.n_series, len(targets), hist.steps, len(QUANTILES)), np.nan)
+        targets, out = blank(hist, targets)
         if not self.fitted or hist.n_days == 0 or len(targets) == 0:
             return out
         series = self._forecastable(hist)
@@ -424,6 +423,8 @@ class GlobalGBM(Forecaster):
             if len(t) == 0 or len(series) == 0:
                 continue
             j, k = np.nonzero(~np.isnan(hist.values[series][:, t]).reshape(-1, len(t) * hist.steps))
+            if len(j) == 0:
+                continue  # no actuals since the fit (a backfill past the newest reading)
             s = series[j]
             t_rows, k = t[k // hist.steps], k % hist.steps
             x, lev, base = self._rows(hist, s, t_rows, k, t_rows - lead, lags=lags)

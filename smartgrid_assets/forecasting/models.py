@@ -12,6 +12,7 @@ predicts from (refit weekly, predict daily): lags and bands always come from ``h
 - ``seasonal_naive_7d``: the profile of the same weekday one week earlier (two weeks when that
   day is not known yet at the issue).
 - ``gbm``: the global gradient-boosted quantile model (gbm module).
+- ``ridge``: a ridge regression on the daily profile, lags and shaped weather (linear module).
 - ``prophet``: Prophet per series, optional (prophet_model module; ``pip install prophet``).
 
 Naive bands: P50 is the naive value; P10 / P90 add the 10 % / 90 % quantiles of the series' own
@@ -31,7 +32,7 @@ from smartgrid_assets.forecasting.config import QUANTILES, ForecastConfig
 from smartgrid_assets.forecasting.grid import Grid
 
 NAIVE = ("seasonal_naive_1d", "seasonal_naive_7d")
-ZOO = (*NAIVE, "gbm", "prophet")  # every model family, in report order
+ZOO = (*NAIVE, "gbm", "ridge", "prophet")  # every model family, in report order
 
 
 class Forecaster(ABC):
@@ -53,6 +54,23 @@ class Forecaster(ABC):
         self, hist: Grid, targets: Sequence[int], weather: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         """(S, T, K, 3) P10/P50/P90 for target day numbers ``targets`` (each >= the issue day)."""
+
+
+def blank(hist: Grid, targets: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The target day numbers as an array, and their (S, T, K, 3) forecast, all NaN."""
+    targets = np.asarray(targets, dtype=np.int64)
+    return targets, np.full((hist.n_series, len(targets), hist.steps, len(QUANTILES)), np.nan)
+
+
+def weather_at(
+    weather: Mapping[str, np.ndarray], names: Sequence[str], s: np.ndarray, j: np.ndarray, k
+) -> dict[str, np.ndarray]:
+    """Each variable's target weather at rows (series, target index, interval) of (S, T, K)
+    forecast arrays; NaN for a variable without a forecast."""
+    return {
+        w: np.asarray(weather[w], dtype=float)[s, j, k] if w in weather else np.full(len(s), np.nan)
+        for w in names
+    }
 
 
 def latest_complete(complete: np.ndarray) -> np.ndarray:
@@ -155,8 +173,16 @@ def make_model(name: str, config: ForecastConfig | None = None) -> Forecaster:
         from smartgrid_assets.forecasting.gbm import GlobalGBM
 
         return GlobalGBM(config)
+    if name == "ridge":
+        from smartgrid_assets.forecasting.linear import RidgeForecaster
+
+        return RidgeForecaster(config)
     if name == "prophet":
         from smartgrid_assets.forecasting.prophet_model import ProphetModel
 
         return ProphetModel(config)
+    if name == "reference_hgb":
+        from smartgrid_assets.forecasting.peer import ReferencePeer
+
+        return ReferencePeer(config)
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(ZOO)}")

@@ -26,7 +26,7 @@ import pandas as pd
 from smartgrid_assets.features.calendar import holiday_calendar
 from smartgrid_assets.forecasting.config import QUANTILES, ForecastConfig
 from smartgrid_assets.forecasting.grid import Grid, holiday_flags
-from smartgrid_assets.forecasting.models import Forecaster
+from smartgrid_assets.forecasting.models import Forecaster, blank
 
 INSTALL_HINT = (
     "Prophet is not installed: pip install 'smartgrid-analytics[prophet]' (or pip install "
@@ -129,8 +129,7 @@ class ProphetModel(Forecaster):
     def predict(
         self, hist: Grid, targets: Sequence[int], weather: Mapping[str, np.ndarray]
     ) -> np.ndarray:
-        targets = np.asarray(targets, dtype=np.int64)
-        out = np.full((hist.n_series, len(targets), hist.steps, len(QUANTILES)), np.nan)
+        targets, out = blank(hist, targets)
         for s in range(hist.n_series if len(targets) else 0):
             model = self.fitted_models.get(_key(hist, s))
             if model is None:

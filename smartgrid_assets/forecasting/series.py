@@ -31,6 +31,43 @@ class SeriesFile:
         return self.grid.interval_minutes
 
 
+#: weather gaps up to this long are interpolated; longer ones stay missing
+WEATHER_GAP_MINUTES = 120
+
+
+def interpolate_gaps(
+    weather: pd.Series, ts: np.ndarray, interval_minutes: int
+) -> tuple[np.ndarray, int]:
+    """``weather`` (indexed by UTC microseconds) at the load's instants ``ts``, gaps of up to
+    ``WEATHER_GAP_MINUTES`` between two known values interpolated in time; and how many
+    intervals were filled so."""
+    grid = np.arange(ts.min(), ts.max() + 1, interval_minutes * 60_000_000) if len(ts) else ts
+    at = weather.reindex(np.union1d(grid, weather.index.to_numpy()))
+    limit = max(WEATHER_GAP_MINUTES // interval_minutes, 1)
+    # a gap longer than the limit stays whole: no partial filling from its ends
+    run = at.isna().groupby(at.notna().cumsum()).transform("sum")
+    filled = at.interpolate(method="index", limit_area="inside").where(run <= limit)
+    filled = filled.where(at.isna(), at)
+    out = filled.reindex(ts)
+    return out.to_numpy(), int(out.notna().sum() - at.reindex(ts).notna().sum())
+
+
+def gap_notes(col: str, filled: int, missing: int) -> list[str]:
+    notes = []
+    if filled:
+        notes.append(
+            f"weather column {col}: {filled} intervals in gaps of up to "
+            f"{WEATHER_GAP_MINUTES // 60} h interpolated"
+        )
+    if missing:
+        notes.append(
+            f"weather column {col}: {missing} intervals without a value (longer gaps): the "
+            "models forecast them without it (the trees route a missing value, the ridge "
+            "takes its mean)"
+        )
+    return notes
+
+
 def read_series(
     data: bytes, name: str, spec: ExportSpec, weather_cols: tuple[str, ...] = ()
 ) -> SeriesFile:
@@ -54,8 +91,9 @@ def read_series(
         w = pd.Series(
             conv.readings["kwh"].to_numpy(), index=conv.readings["ts"].cast(pa.int64()).to_numpy()
         )
-        weather[col] = w.groupby(level=0).mean().reindex(ts).to_numpy()
-        notes[col] = conv.notes
+        weather[col], filled = interpolate_gaps(w.groupby(level=0).mean(), ts, interval)
+        missing = int(np.isnan(weather[col]).sum())
+        notes[col] = [*conv.notes, *gap_notes(col, filled, missing)]
     grid = build_grid(
         pd.DataFrame({"series": np.full(len(ts), series_id, dtype=object)}),
         ts,

@@ -9,7 +9,8 @@ feeder -> substation hierarchy (``p50_base`` keeps the model's own).
 
 The model family of each series (``forecast_model_choice``) is chosen for every issue from
 the forecasts issued for the 28 target days before it whose actuals were complete at the
-issue time: the lowest mean MAE, gbm when nothing was scored yet.
+issue time, on two rolling folds of 14 days: the lowest mean of the fold MAEs, gbm when
+nothing was scored yet (see choose_models).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from smartgrid_assets import contract, forecasting
-from smartgrid_assets.forecasting.day_ahead import history_grid
+from smartgrid_assets.forecasting.day_ahead import history_grid, why_not_forecast
 from smartgrid_assets.forecasting.grid import day_number
 from smartgrid_assets.forecasting.reconcile import hierarchy_from_meters
 from smartgrid_assets.forecasting.registry import ForecastRegistry, fingerprint, model_for_issue
@@ -30,6 +32,7 @@ from smartgrid_assets.pipeline.registry import current_meters
 from smartgrid_assets.platform import Platform
 
 CHOICE_DAYS = 28
+NAIVE = ("seasonal_naive_1d", "seasonal_naive_7d")
 US = pa.timestamp("us", tz="UTC")
 
 
@@ -41,6 +44,8 @@ class Issued:
     choice: pa.Table
     models: dict[str, str] = field(default_factory=dict)  # target day -> gbm version used
     trained: list[dict] = field(default_factory=list)  # versions trained for these issues
+    skipped: dict[str, str] = field(default_factory=dict)  # target day -> why not issued
+    naive_only: dict[str, dict[str, str]] = field(default_factory=dict)  # day -> series -> why
 
 
 def registry_of(platform: Platform) -> ForecastRegistry:
@@ -56,7 +61,9 @@ def choose_models(
     version: str,
 ) -> pa.Table:
     """FORECAST_MODEL_CHOICE rows of one issue for ``series`` (level, asset_id) from earlier
-    forecasts (LOAD_FORECASTS) and their actuals (FEEDER_HOURLY)."""
+    forecasts (LOAD_FORECASTS, the window's) and their actuals (FEEDER_HOURLY): per model the
+    MAE on each of two rolling folds (target days D-29..D-16 and D-15..D-2), the lowest mean
+    over both folds among the models scored on both, else the lowest MAE over the days scored."""
     acc = (
         forecasting.forecast_accuracy(earlier, actuals).to_pandas()
         if earlier.num_rows
@@ -64,11 +71,25 @@ def choose_models(
     )
     rows = []
     if len(acc):
-        by = acc.groupby(["level", "asset_id", "model"], sort=True)
-        stats = by.agg(mae=("mae", "mean"), rmae=("rmae", "mean"), days=("target_day", "nunique"))
-        stats = stats.reset_index().sort_values(["level", "asset_id", "mae", "model"])
-        best = stats.drop_duplicates(["level", "asset_id"], keep="first")
-        rows = best.to_dict("records")
+        newer = target_day - timedelta(days=CHOICE_DAYS // 2 + 1)  # the newer fold's first day
+        acc["fold"] = (pd.to_datetime(acc["target_day"]).dt.date >= newer).astype(int)
+        keys = ["level", "asset_id", "model"]
+        folds = acc.groupby([*keys, "fold"], sort=True)["mae"].mean().unstack("fold")
+        folds = folds.reindex(columns=[0, 1])
+        stats = acc.groupby(keys, sort=True).agg(
+            mae=("mae", "mean"), rmae=("rmae", "mean"), days=("target_day", "nunique")
+        )
+        stats["mae_folds"] = [
+            [float(v) for v in r] if not np.isnan(r).any() else None for r in folds.to_numpy()
+        ]
+        both = folds.notna().all(axis=1)
+        stats["both"] = both
+        stats["mae"] = np.where(both, folds.mean(axis=1), stats["mae"])
+        stats = stats.reset_index()
+        stats = stats.sort_values(
+            ["level", "asset_id", "both", "mae", "model"], ascending=[True, True, False, True, True]
+        )
+        rows = stats.drop_duplicates(["level", "asset_id"], keep="first").to_dict("records")
     scored = {(r["level"], r["asset_id"]) for r in rows}
     for r in series.sort_values(["level", "asset_id"]).itertuples(index=False):
         if (r.level, r.asset_id) not in scored:
@@ -80,6 +101,7 @@ def choose_models(
                     "mae": None,
                     "rmae": None,
                     "days": 0,
+                    "mae_folds": None,
                 }
             )
     n = len(rows)
@@ -94,11 +116,24 @@ def choose_models(
             "mae": pa.array([r["mae"] for r in rows], pa.float64(), from_pandas=True),
             "rmae": pa.array([r["rmae"] for r in rows], pa.float64(), from_pandas=True),
             "gbm_version": pa.array([version or None] * n, pa.string()),
+            "mae_folds": pa.array([r["mae_folds"] for r in rows], pa.list_(pa.float64())),
         }
     )
     return contract.conform(table, contract.FORECAST_MODEL_CHOICE).sort_by(
         [("level", "ascending"), ("asset_id", "ascending")]
     )
+
+
+def naive_only(table: pa.Table, config: forecasting.ForecastConfig) -> dict[str, str]:
+    """Series of one issue that got only the naive forecasts, each with the reason."""
+    frame = table.select(["level", "asset_id", "model"]).to_pandas()
+    learned = set(frame.loc[~frame["model"].isin(NAIVE), "asset_id"])
+    short = sorted(set(frame["asset_id"]) - learned)
+    why = (
+        f"fewer than {config.min_days_gbm} complete local days of history: the seasonal naive "
+        "forecast only"
+    )
+    return dict.fromkeys(short, why)
 
 
 def issue_forecasts(
@@ -110,7 +145,9 @@ def issue_forecasts(
     """Forecast each target day as issued at 00:00 local the day before, from data before then.
 
     Re-running an issue replaces exactly that issue's rows; forecasts issued at other times for
-    the same target day are kept. The forecaster ignores whatever it is given from at or after
+    the same target day are kept. A day with nothing recent to forecast from is skipped, with
+    its reason in ``Issued.skipped`` (and its earlier rows of that issue removed). The
+    forecaster ignores whatever it is given from at or after
     each issue time, so the window's history is read once.
     """
     config = config or forecasting.ForecastConfig()
@@ -130,10 +167,14 @@ def issue_forecasts(
     earlier = _earlier_forecasts(platform, min(issues), max(issues))
     hierarchy = hierarchy_from_meters(current_meters(platform))
     fp = fingerprint(tz, config)
-    parts, choices, used, trained = [], [], {}, []
+    parts, choices, used, trained, skipped, naive = [], [], {}, [], {}, {}
     for day, issued_at in issues.items():
         issue_day = day_number(day) - 1
         hist, _ = history_grid(history, to_us(issued_at), issue_day, tz, config)
+        why = why_not_forecast(hist)
+        if why:
+            skipped[str(day)] = why
+            continue
         chosen = model_for_issue(registry, hist, config, fp)
         if chosen.trained is not None:
             trained.append(
@@ -153,6 +194,8 @@ def issue_forecasts(
         version = chosen.version.version if chosen.version else ""
         used[str(day)] = version or "none (too little history)"
         if table.num_rows:
+            if short := naive_only(table, config):
+                naive[str(day)] = short
             series = table.select(["level", "asset_id"]).to_pandas().drop_duplicates()
             before = _window(earlier, day)
             choices.append(choose_models(before, history, series, issued_at, day, version))
@@ -165,7 +208,14 @@ def issue_forecasts(
     )
     choice = pa.concat_tables(choices) if choices else contract.FORECAST_MODEL_CHOICE.empty_table()
     platform.warehouse.replace("forecast_model_choice", choice, match={"target_day": list(issues)})
-    return Issued(forecasts=table, choice=choice, models=used, trained=trained)
+    return Issued(
+        forecasts=table,
+        choice=choice,
+        models=used,
+        trained=trained,
+        skipped=skipped,
+        naive_only=naive,
+    )
 
 
 def _earlier_forecasts(platform: Platform, first: date, last: date) -> pa.Table:

@@ -9,5 +9,7 @@ select
     intervals_suspect,
     region,
     temperature_c,
-    temperature_forecast_c
+    temperature_forecast_c,
+    kwh_delivered,
+    kwh_received
 from {{ source('smartgrid', 'feeder_hourly') }}
