@@ -492,6 +492,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError:
+        raise CliError(f"--site {text!r}: expected LAT,LON in degrees, e.g. 52.1,5.2") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise CliError(f"--site {text!r}: latitude -90..90, longitude -180..180")
+    return lat, lon
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -526,7 +538,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         decimal=args.decimal,
         delimiter=args.delimiter,
     )
-    series = read_series(path.read_bytes(), path.name, spec, weather)
+    series = read_series(path.read_bytes(), path.name, spec, weather, site=_site(args.site))
     config = series_config(series.grid, args.train_days)
     for note in [*series.conversion.notes, *(n for v in series.weather_notes.values() for n in v)]:
         print(f"smartgrid backtest: note: {note}", file=sys.stderr)
@@ -840,6 +852,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--weather-cols",
         help="comma-separated weather columns (forecast regressors), e.g. Temperature",
+    )
+    backtest.add_argument(
+        "--site",
+        metavar="LAT,LON",
+        help="the site's latitude and longitude (degrees): the models also read the sun's "
+        "height over it (irradiance makes power by it); the reference peer does not",
     )
     backtest.add_argument("--horizon", choices=("1d", "48h"), default="1d")
     backtest.add_argument("--test-days", type=_positive, default=28)

@@ -31,8 +31,10 @@ from smartgrid_assets.forecasting.registry import (
     model_for_issue,
     train_and_register,
 )
-from smartgrid_assets.forecasting.series import gap_notes, interpolate_gaps
+from smartgrid_assets.forecasting.series import gap_notes, interpolate_gaps, read_series
 from smartgrid_assets.forecasting.speed import SHARED_SERIES, peer_bench
+from smartgrid_assets.forecasting.sun import SUN, sun_height
+from smartgrid_assets.ingest.byo import ExportSpec
 from smartgrid_assets.platform import Platform
 from smartgrid_assets.settings import load_settings
 from smartgrid_tests.test_forecasting import FEEDERS, TZ, synthetic
@@ -261,6 +263,45 @@ def test_weather_gaps_up_to_two_hours_are_interpolated_longer_ones_stay_missing(
     np.testing.assert_array_equal(values[:4], [1.0, 2.0, 3.0, 4.0])
     assert np.isnan(values[4:7]).all() and np.isnan(values[10:]).all() and filled == 1
     assert len(gap_notes("Temperature", filled, 5)) == 2
+
+
+def test_sun_height_over_a_site():
+    ts = pd.DatetimeIndex(
+        ["2021-06-21 11:40", "2021-06-21 23:00", "2021-12-21 11:40"], tz="UTC"
+    ).as_unit("us")
+    elevation = np.degrees(np.arcsin(sun_height(ts.asi8, 52.0, 5.0)))
+    # solar noon at 52 N: 90 - 52 +/- 23.44 degrees at the solstices; down at night
+    np.testing.assert_allclose(elevation, [61.44, 0.0, 14.56], atol=0.1)
+    with pytest.raises(ValueError, match="latitude"):
+        sun_height(ts.asi8, 95.0, 5.0)
+
+
+def test_backtest_with_a_site_reads_the_sun_the_peer_does_not(capsys, tmp_path):
+    days = 40
+    ts = pd.date_range("2021-08-01", periods=days * 24, freq="h", tz="UTC")
+    rng = np.random.default_rng(3)
+    radiation = np.maximum(np.sin(np.pi * (ts.hour - 5) / 14), 0) * rng.uniform(0.3, 1, len(ts))
+    frame = pd.DataFrame(
+        {
+            "datetime": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "load": 10 - 6 * radiation + rng.normal(0, 0.2, len(ts)),
+            "radiation": radiation,
+        }
+    )
+    path = tmp_path / "solar.csv"
+    frame.to_csv(path, index=False)
+    args = ["backtest", str(path), "--time-col", "datetime", "--value-col", "load"]
+    args += ["--tz", "Europe/Amsterdam", "--weather-cols", "radiation", "--test-days", "7"]
+    args += ["--select-days", "7", "--models", "seasonal_naive_1d,ridge"]
+    assert main([*args, "--site", "52.1,5.2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["models"]["ridge"]["ratio_to_reference"] is not None
+    assert main([*args, "--site", "north"]) == 2
+    assert "expected LAT,LON" in capsys.readouterr().err
+    spec = ExportSpec(time_col="datetime", value_col="load", tz="Europe/Amsterdam")
+    grid = read_series(path.read_bytes(), path.name, spec, ("radiation",), site=(52.1, 5.2)).grid
+    assert set(grid.weather) == {"radiation", SUN}
+    assert make_model(REFERENCE, FAST).fit(grid).weather == ("radiation",)
 
 
 def test_wind_power_shape():

@@ -122,6 +122,8 @@ def test_feeder_hourly_carries_net_load_beside_gross_and_forecasts_say_which(gra
     quantities = platform.warehouse.read("SELECT DISTINCT quantity FROM load_forecasts")
     assert quantities["quantity"].to_pylist() == ["net"]
     assert meta["load_forecasts"]["naive_only_series"].value == {}
+    choice = meta["load_forecasts"]["model_choice_by_series"].value
+    assert f"| {TWO[1]} | feeder |" in choice and "mae_folds" in choice
 
 
 def test_a_planner_sees_the_forecasts_against_the_actuals(graph) -> None:

@@ -17,6 +17,7 @@ from smartgrid_assets.pipeline.forecast_report import (
 )
 from smartgrid_assets.pipeline.forecasts import (
     issue_forecasts,
+    newest_choice,
     reconciliation_effect,
     score_forecasts,
 )
@@ -87,6 +88,7 @@ def load_forecasts(
             "gbm_trained": md_table(issued.trained),
             "reconciliation_adjustment": md_table(reconciliation_adjustment(table)),
             "model_choice": md_table(choice.to_pylist()),
+            "model_choice_by_series": md_table(newest_choice(issued.choice)),
             "forecasts": dg.MetadataValue.md(render_markdown(*gather(platform, days), platform.tz)),
             "mlflow_tracking_uri": dg.MetadataValue.text(
                 _redacted(platform.settings.mlflow_tracking_uri)

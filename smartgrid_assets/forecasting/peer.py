@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from smartgrid_assets.forecasting.config import ForecastConfig
 from smartgrid_assets.forecasting.grid import Grid
 from smartgrid_assets.forecasting.models import Forecaster, blank, weather_at
+from smartgrid_assets.forecasting.sun import SUN
 
 REFERENCE = "reference_hgb"
 WEEK_LAGS = (7, 8, 14)
@@ -73,7 +74,7 @@ class ReferencePeer(Forecaster):
 
     def fit(self, hist: Grid) -> ReferencePeer:
         super().fit(hist)
-        self.weather = tuple(sorted(hist.weather))
+        self.weather = tuple(sorted(w for w in hist.weather if w != SUN))  # the file's only
         self.models = {}
         for lead in self.config.leads:
             t = np.arange(FIRST_ROW, hist.n_days)

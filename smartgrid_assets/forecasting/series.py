@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from smartgrid_assets.forecasting.grid import Grid, build_grid
+from smartgrid_assets.forecasting.sun import SUN, sun_height
 from smartgrid_assets.ingest.byo import ByoError, Conversion, ExportSpec, convert
 
 
@@ -69,9 +70,14 @@ def gap_notes(col: str, filled: int, missing: int) -> list[str]:
 
 
 def read_series(
-    data: bytes, name: str, spec: ExportSpec, weather_cols: tuple[str, ...] = ()
+    data: bytes,
+    name: str,
+    spec: ExportSpec,
+    weather_cols: tuple[str, ...] = (),
+    site: tuple[float, float] | None = None,
 ) -> SeriesFile:
-    """The file's single series (``spec.value_col``) and weather columns as a grid."""
+    """The file's single series (``spec.value_col``) and weather columns as a grid; with a
+    ``site`` (latitude, longitude) also the sun's height mid-interval (``SUN``, see sun)."""
     if spec.wide or spec.meter_col:
         raise ByoError(f"file {name}: a backtest reads one series (--value-col), not meters")
     series_id = spec.meter_id or "series"
@@ -94,6 +100,9 @@ def read_series(
         weather[col], filled = interpolate_gaps(w.groupby(level=0).mean(), ts, interval)
         missing = int(np.isnan(weather[col]).sum())
         notes[col] = [*conv.notes, *gap_notes(col, filled, missing)]
+    if site is not None:
+        middle = ts + interval * 30_000_000
+        weather[SUN] = sun_height(middle, *site)
     grid = build_grid(
         pd.DataFrame({"series": np.full(len(ts), series_id, dtype=object)}),
         ts,

@@ -124,6 +124,25 @@ def choose_models(
     )
 
 
+def newest_choice(choice: pa.Table) -> list[dict]:
+    """The choice of the newest target day per series, with its fold MAEs (kWh per hour)."""
+    if choice.num_rows == 0:
+        return []
+    newest = max(choice["target_day"].to_pylist())
+    rows = [r for r in choice.to_pylist() if r["target_day"] == newest]
+    return [
+        {
+            "target_day": str(newest),
+            "level": r["level"],
+            "asset_id": r["asset_id"],
+            "model": r["model"],
+            "mae_folds": [round(v, 3) for v in r["mae_folds"]] if r["mae_folds"] else None,
+            "days_scored": r["days_scored"],
+        }
+        for r in rows
+    ]
+
+
 def naive_only(table: pa.Table, config: forecasting.ForecastConfig) -> dict[str, str]:
     """Series of one issue that got only the naive forecasts, each with the reason."""
     frame = table.select(["level", "asset_id", "model"]).to_pandas()
