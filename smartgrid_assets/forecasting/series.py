@@ -32,7 +32,8 @@ class SeriesFile:
         return self.grid.interval_minutes
 
 
-#: weather gaps up to this long are interpolated; longer ones stay missing
+#: weather gaps up to this long are interpolated in time; the grid carries a longer one from the
+#: nearest known value of the same local day (a day without any value stays missing)
 WEATHER_GAP_MINUTES = 120
 
 
@@ -62,9 +63,9 @@ def gap_notes(col: str, filled: int, missing: int) -> list[str]:
         )
     if missing:
         notes.append(
-            f"weather column {col}: {missing} intervals without a value (longer gaps): the "
-            "models forecast them without it (the trees route a missing value, the ridge "
-            "takes its mean)"
+            f"weather column {col}: {missing} intervals without a value (longer gaps): each "
+            "takes the nearest known value of its local day; a day without any is forecast "
+            "without the column (the trees route a missing value, the ridge takes its mean)"
         )
     return notes
 
