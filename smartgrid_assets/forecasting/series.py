@@ -100,7 +100,9 @@ def read_series(
         )
         weather[col], filled = interpolate_gaps(w.groupby(level=0).mean(), ts, interval)
         missing = int(np.isnan(weather[col]).sum())
-        notes[col] = [*conv.notes, *gap_notes(col, filled, missing)]
+        # the converter's notes speak of meters (exports, rejected rows): a weather column's
+        # only concern here is its gaps
+        notes[col] = gap_notes(col, filled, missing)
     if site is not None:
         middle = ts + interval * 30_000_000
         weather[SUN] = sun_height(middle, *site)
