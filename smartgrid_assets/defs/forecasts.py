@@ -11,7 +11,10 @@ from smartgrid_assets.defs.common import (
 )
 from smartgrid_assets.defs.quality import gated_by_blocking_checks
 from smartgrid_assets.pipeline.forecast_report import (
+    FORECAST_COLUMNS,
+    chosen_models,
     gather,
+    read_actuals,
     render_markdown,
     summary_by_model_and_level,
 )
@@ -89,7 +92,14 @@ def load_forecasts(
             "reconciliation_adjustment": md_table(reconciliation_adjustment(table)),
             "model_choice": md_table(choice.to_pylist()),
             "model_choice_by_series": md_table(newest_choice(issued.choice)),
-            "forecasts": dg.MetadataValue.md(render_markdown(*gather(platform, days), platform.tz)),
+            "forecasts": dg.MetadataValue.md(
+                render_markdown(
+                    table.select(FORECAST_COLUMNS).to_pandas(),
+                    read_actuals(platform, days),
+                    chosen_models(issued.choice),
+                    platform.tz,
+                )
+            ),
             "mlflow_tracking_uri": dg.MetadataValue.text(
                 _redacted(platform.settings.mlflow_tracking_uri)
             ),

@@ -130,7 +130,7 @@ def _by_day_type(a: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return _rolling_same(work, TYPE_DAYS), _rolling_same(rest, TYPE_DAYS)
 
 
-def _at(a: np.ndarray, s: np.ndarray, d: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+def at_slot(a: np.ndarray, s: np.ndarray, d: np.ndarray, *rest: np.ndarray) -> np.ndarray:
     """a[s, d, ...] with NaN where d is outside the array."""
     ok = (d >= 0) & (d < a.shape[1])
     out = a[(s, np.where(ok, d, 0), *rest)].astype(float)
@@ -141,13 +141,13 @@ def _of_type(
     tables: tuple[np.ndarray, np.ndarray], off: np.ndarray, s: np.ndarray, d: np.ndarray, k
 ) -> np.ndarray:
     """The working-day or day-off table at (s, d, k), by the day type ``off`` of each row."""
-    return np.where(off, _at(tables[1], s, d, k), _at(tables[0], s, d, k))
+    return np.where(off, at_slot(tables[1], s, d, k), at_slot(tables[0], s, d, k))
 
 
 def recent_level(lags: LagTables, s: np.ndarray, issue: np.ndarray) -> np.ndarray:
     """Mean |value| over the 7 days before each row's issue (28 as fallback)."""
-    lev = _at(lags.level7, s, issue - 1)
-    lev = np.where(np.isnan(lev), _at(lags.level28, s, issue - 1), lev)
+    lev = at_slot(lags.level7, s, issue - 1)
+    lev = np.where(np.isnan(lev), at_slot(lags.level28, s, issue - 1), lev)
     return np.where(np.abs(lev) > LEVEL_FLOOR, lev, np.nan)
 
 
@@ -177,7 +177,7 @@ def design_matrix(
     last = issue - 1
     off = (dow >= 5) | (hol[at_day] if len(span) else False)
     type_same = _of_type(lags.type_same, off, s, last, k) / lev
-    mean7 = _at(lags.mean7_same, s, last, k) / lev
+    mean7 = at_slot(lags.mean7_same, s, last, k) / lev
     base = np.where(np.isfinite(type_same), type_same, mean7)
     base = np.where(np.isfinite(base), base, 1.0)  # nothing in the last week: the level
     cols: dict[str, np.ndarray] = {
@@ -190,12 +190,12 @@ def design_matrix(
         "holiday_next": hol[at_day + 1].astype(float) if len(span) else np.zeros(0),
         "type_same": type_same,
         "mean7_same": mean7,
-        "last_same": _at(hist.filled, s, last, k) / lev - base,
-        "week_same": _at(hist.filled, s, week_src, k) / lev - base,
-        "last_mean": _at(lags.day_mean, s, last) / lev,
-        "last_max": _at(lags.day_max, s, last) / lev,
-        "last_min": _at(lags.day_min, s, last) / lev,
-        "trend": recent / _at(lags.level28, s, last),
+        "last_same": at_slot(hist.filled, s, last, k) / lev - base,
+        "week_same": at_slot(hist.filled, s, week_src, k) / lev - base,
+        "last_mean": at_slot(lags.day_mean, s, last) / lev,
+        "last_max": at_slot(lags.day_max, s, last) / lev,
+        "last_min": at_slot(lags.day_min, s, last) / lev,
+        "trend": recent / at_slot(lags.level28, s, last),
     }
     if "doy" in names:
         days = np.asarray(day, dtype="datetime64[D]")
@@ -203,8 +203,8 @@ def design_matrix(
     for w in weather_names:
         cols[w] = weather_t[w]
         cols[f"{w}_dmean"], cols[f"{w}_dmax"], cols[f"{w}_dmin"] = weather_day_t[w]
-        cols[f"{w}_last"] = _at(hist.weather[w], s, last, k)
-        cols[f"{w}_last_dmean"] = _at(lags.weather_day[w][0], s, last)
+        cols[f"{w}_last"] = at_slot(hist.weather[w], s, last, k)
+        cols[f"{w}_last_dmean"] = at_slot(lags.weather_day[w][0], s, last)
         cols[f"{w}_vs_type"] = cols[w] - _of_type(lags.weather_type[w], off, s, last, k)
         cols[f"{w}_sq_vs_type"] = cols[w] ** 2 - _of_type(lags.weather_sq_type[w], off, s, last, k)
         cols[f"{w}_dmean_vs_last"] = cols[f"{w}_dmean"] - cols[f"{w}_last_dmean"]

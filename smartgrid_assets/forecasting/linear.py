@@ -5,8 +5,9 @@ Trees learn a weather effect as steps from the days they saw; on a few weeks of 
 (a substation with a wind farm or solar park behind it) that is a coarse staircase, while the
 generation itself is smooth in the weather: the output of a wind farm follows its turbines'
 power curve, a solar park's the irradiance, scaled by the time of day. A linear model on
-those shapes interpolates between them and is a different enough forecaster from the trees
-that their mean (the backtest's blend) beats both.
+those shapes interpolates between them, and it errs differently enough from the trees that
+their mean (the backtest's blend) can beat both (on the test windows of four of the eight
+shared real series it does; the folds decide per series).
 
 One model over every series, per lead; each row is one series ``s``, target day ``t`` and
 interval ``k``, issued at 00:00 of ``t - lead`` (features read only days before it), divided by
@@ -39,7 +40,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from smartgrid_assets.forecasting.config import ForecastConfig
-from smartgrid_assets.forecasting.features import days_off
+from smartgrid_assets.forecasting.features import at_slot, days_off
 from smartgrid_assets.forecasting.gbm import band_offsets
 from smartgrid_assets.forecasting.grid import Grid
 from smartgrid_assets.forecasting.models import Forecaster, blank, weather_at
@@ -56,16 +57,11 @@ def wind_power_shape(speed: np.ndarray) -> np.ndarray:
     """Share of rated output a generic wind turbine gives at ``speed`` m/s (NaN stays NaN)."""
     v = np.asarray(speed, dtype=float)
     share = np.clip((v**3 - CUT_IN**3) / (RATED**3 - CUT_IN**3), 0.0, 1.0)
-    return np.where(v >= CUT_OUT, 0.0, share) * np.where(np.isnan(v), np.nan, 1.0)
+    return np.where(v >= CUT_OUT, 0.0, share)
 
 
 def is_wind_speed(name: str) -> bool:
     return "wind" in name.lower()
-
-
-def _at(a: np.ndarray, s: np.ndarray, d: np.ndarray, k: np.ndarray) -> np.ndarray:
-    ok = (d >= 0) & (d < a.shape[1])
-    return np.where(ok, a[s, np.where(ok, d, 0), k], np.nan)
 
 
 def series_scale(hist: Grid) -> np.ndarray:
@@ -106,12 +102,10 @@ def design(
         day_mean = np.nanmean(hist.values, axis=2)
     cols = [profile]
     lags = (lead + 1, 7, 14)
-    cols.extend(_at(hist.filled, s, t - d, k)[:, None] / lev[:, None] for d in lags)
-    last = issue - 1
-    ok = (last >= 0) & (last < hist.n_days)
-    cols.append((np.where(ok, day_mean[s, np.where(ok, last, 0)], np.nan) / lev)[:, None])
+    cols.extend(at_slot(hist.filled, s, t - d, k)[:, None] / lev[:, None] for d in lags)
+    cols.append((at_slot(day_mean, s, issue - 1) / lev)[:, None])
     for w in names:
-        at_lags = [_at(hist.weather[w], s, t - d, k) for d in lags[:2]]
+        at_lags = [at_slot(hist.weather[w], s, t - d, k) for d in lags[:2]]
         target = np.asarray(weather_t[w], dtype=float)
         if is_wind_speed(w):
             cols.extend(wind_power_shape(v)[:, None] for v in (target, *at_lags))

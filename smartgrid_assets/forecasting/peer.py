@@ -20,6 +20,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from smartgrid_assets.forecasting.config import ForecastConfig
+from smartgrid_assets.forecasting.features import at_slot
 from smartgrid_assets.forecasting.grid import Grid
 from smartgrid_assets.forecasting.models import Forecaster, blank, weather_at
 from smartgrid_assets.forecasting.sun import SUN
@@ -33,12 +34,6 @@ FIRST_ROW = max(WEEK_LAGS)
 def lag_days(lead: int) -> tuple[int, ...]:
     """Days between the target day and the lag days of a forecast ``lead`` days ahead."""
     return (lead + 1, lead + 2, *(d for d in WEEK_LAGS if d > lead + 2))
-
-
-def _at(a: np.ndarray, s: np.ndarray, d: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
-    ok = (d >= 0) & (d < a.shape[1])
-    idx = (s, np.where(ok, d, 0)) if k is None else (s, np.where(ok, d, 0), k)
-    return np.where(ok, a[idx], np.nan)
 
 
 def peer_rows(
@@ -56,8 +51,8 @@ def peer_rows(
         warnings.simplefilter("ignore", RuntimeWarning)  # a missing day
         day_mean = np.nanmean(hist.values, axis=2)
     day = hist.day0 + t
-    cols = [_at(hist.values, s, t - d, k) for d in lag_days(lead)]
-    cols.append(_at(day_mean, s, t - lead - 1))
+    cols = [at_slot(hist.values, s, t - d, k) for d in lag_days(lead)]
+    cols.append(at_slot(day_mean, s, t - lead - 1))
     cols.extend([k.astype(float), ((day + 3) % 7).astype(float)])  # 1970-01-01: a Thursday
     cols.extend(np.asarray(weather[w], dtype=float) for w in names)
     return np.column_stack(cols)

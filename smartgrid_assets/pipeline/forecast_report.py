@@ -21,6 +21,7 @@ import pyarrow as pa
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from smartgrid_assets.pipeline.quality_report import md_rows
 from smartgrid_assets.platform import Platform
 
 UNIT = "kWh per hour"
@@ -28,27 +29,39 @@ NAIVE = "seasonal_naive_1d"
 MAX_PANELS = 9  # the system and the first substations; every feeder is in the table
 
 
-def gather(platform: Platform, days: list[date]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The forecasts issued for ``days``, their actuals and the chosen model per series."""
-    wh = platform.warehouse
-    forecasts = wh.read(
-        "SELECT level, asset_id, model, ts, p10, p50, p90 FROM load_forecasts "
-        "WHERE target_day IN (SELECT unnest(?))",
-        [days],
-    ).to_pandas()
-    actuals = wh.read(
+FORECAST_COLUMNS = ["level", "asset_id", "model", "ts", "p10", "p50", "p90"]
+
+
+def read_actuals(platform: Platform, days: list[date]) -> pd.DataFrame:
+    return platform.warehouse.read(
         "SELECT level, asset_id, ts, kwh FROM feeder_hourly WHERE local_day IN (SELECT unnest(?))",
         [days],
     ).to_pandas()
-    chosen = {}
-    if wh.has_table("forecast_model_choice"):
-        rows = wh.read(
-            "SELECT level, asset_id, model FROM forecast_model_choice "
-            "WHERE target_day IN (SELECT unnest(?)) ORDER BY target_day",
-            [days],
-        ).to_pylist()
-        chosen = {(r["level"], r["asset_id"]): r["model"] for r in rows}
-    return forecasts, actuals, chosen
+
+
+def chosen_models(choice: pa.Table) -> dict[tuple[str, str], str]:
+    """(level, asset_id) -> the model FORECAST_MODEL_CHOICE rows chose (the newest target day's)."""
+    rows = choice.sort_by([("target_day", "ascending")]).to_pylist() if choice.num_rows else []
+    return {(r["level"], r["asset_id"]): r["model"] for r in rows}
+
+
+def gather(platform: Platform, days: list[date]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The forecasts issued for ``days``, their actuals and the chosen model per series, from
+    the warehouse (for a run that did not issue them itself)."""
+    wh = platform.warehouse
+    forecasts = wh.read(
+        f"SELECT {', '.join(FORECAST_COLUMNS)} FROM load_forecasts "
+        "WHERE target_day IN (SELECT unnest(?))",
+        [days],
+    ).to_pandas()
+    choice = (
+        wh.read(
+            "SELECT * FROM forecast_model_choice WHERE target_day IN (SELECT unnest(?))", [days]
+        )
+        if wh.has_table("forecast_model_choice")
+        else pa.table({})
+    )
+    return forecasts, read_actuals(platform, days), chosen_models(choice)
 
 
 def feeder_table(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> list[dict]:
@@ -135,10 +148,7 @@ def render_markdown(forecasts: pd.DataFrame, actuals: pd.DataFrame, chosen: dict
     rows = feeder_table(forecasts, actuals)
     if not rows:
         return "\n".join([*lines[:2], "_no actuals yet for these days_"])
-    columns = list(rows[0])
-    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join([*lines, *md_rows(rows, list(rows[0]))])
 
 
 def summary_by_model_and_level(accuracy: pa.Table) -> list[dict]:

@@ -399,7 +399,7 @@ def _headline(whole: dict) -> str:
     )
 
 
-def _md_rows(rows: list[dict], columns: list[str]) -> list[str]:
+def md_rows(rows: list[dict], columns: list[str]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = (str(row[c]).replace("|", "\\|").replace("\n", " ") for c in columns)
@@ -428,11 +428,11 @@ def render_markdown(report: QualityReport) -> str:
         failed = [c for c in day_checks if not c["passed"]]
         if failed:
             lines += ["### Failed checks", ""]
-            lines += _md_rows(failed, ["asset_key", "check_name", "severity", "description"])
+            lines += md_rows(failed, ["asset_key", "check_name", "severity", "description"])
             lines.append("")
         feeders = [{**row, "sufficiency": _percent(row)} for row in report.feeder_rows(day)]
         lines += ["### Feeders", ""]
-        lines += _md_rows(
+        lines += md_rows(
             feeders,
             [
                 "feeder_id",
@@ -450,6 +450,6 @@ def render_markdown(report: QualityReport) -> str:
         files = report.quarantined.filter(pc.equal(report.quarantined["local_day"], day))
         if files.num_rows:
             lines += ["", "### Quarantined files", ""]
-            lines += _md_rows(files.to_pylist(), ["file", "reason"])
+            lines += md_rows(files.to_pylist(), ["file", "reason"])
         lines.append("")
     return "\n".join(lines)
